@@ -1,0 +1,331 @@
+//! Definitions: `ingestor.toml`, `tags/` and `sources/`, parsed strictly and checked together.
+
+pub mod field_type;
+pub mod project;
+pub mod source;
+pub mod tag;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+
+pub use field_type::FieldType;
+pub use project::ProjectConfig;
+pub use source::{KeyCase, Source};
+pub use tag::{Tag, TagField};
+
+use crate::error::DefError;
+
+/// Every definition of a project, loaded and checked.
+#[derive(Debug, Clone)]
+pub struct Definitions {
+    /// The project folder; relative paths resolve against it.
+    pub dir: PathBuf,
+    /// `ingestor.toml`.
+    pub project: ProjectConfig,
+    /// Tags by name.
+    pub tags: BTreeMap<String, Tag>,
+    /// Sources by name.
+    pub sources: BTreeMap<String, Source>,
+}
+
+/// A column a source must have because a tag promises it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Required {
+    /// Source column name.
+    pub column: String,
+    /// Tag field name.
+    pub field: String,
+    /// The first tag (in the source's order) that promises the field.
+    pub tag: String,
+    /// Type the tag gives the field.
+    pub ty: FieldType,
+    /// Whether every promising tag allows nulls.
+    pub nullable: bool,
+}
+
+/// `[a-z][a-z0-9_]*`: names that are safe inside table names.
+pub fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some('a'..='z'))
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+impl Definitions {
+    /// Load and check the project in `dir`.
+    pub fn load(dir: &Path) -> Result<Self, DefError> {
+        let project = ProjectConfig::load(dir)?;
+        let tags_dir = dir.join(&project.tags);
+        let sources_dir = dir.join(&project.sources);
+        let mut tags = BTreeMap::new();
+        for (id, path) in toml_files(&tags_dir)? {
+            let mut tag: Tag = parse_file(&path)?;
+            tag.id = id.clone();
+            check_tag(&tag, &path)?;
+            tags.insert(id, tag);
+        }
+        let mut sources = BTreeMap::new();
+        for (id, path) in toml_files(&sources_dir)? {
+            let mut source: Source = parse_file(&path)?;
+            source.id = id.clone();
+            sources.insert(id, (source, path));
+        }
+        let defs = Definitions {
+            dir: dir.to_path_buf(),
+            project,
+            tags,
+            sources: BTreeMap::new(),
+        };
+        let mut checked = BTreeMap::new();
+        for (id, (source, path)) in sources {
+            defs.check_source(&source, &path)?;
+            checked.insert(id, source);
+        }
+        Ok(Definitions {
+            sources: checked,
+            ..defs
+        })
+    }
+
+    /// Path of a source's definition file, for messages.
+    pub fn source_path(&self, id: &str) -> PathBuf {
+        self.dir
+            .join(&self.project.sources)
+            .join(format!("{id}.toml"))
+    }
+
+    /// The DuckDB file of the vault.
+    pub fn database_path(&self) -> PathBuf {
+        self.dir.join(&self.project.database)
+    }
+
+    /// The lake folder.
+    pub fn lake_path(&self) -> PathBuf {
+        self.dir.join(&self.project.lake)
+    }
+
+    /// The sources named, or all of them when none is named.
+    pub fn select(&self, names: &[String]) -> Result<Vec<&Source>, DefError> {
+        if names.is_empty() {
+            return Ok(self.sources.values().collect());
+        }
+        names
+            .iter()
+            .map(|n| {
+                self.sources
+                    .get(n)
+                    .ok_or_else(|| DefError::UnknownSource(n.clone()))
+            })
+            .collect()
+    }
+
+    /// Columns the source must have, one per distinct tag field, in tag order.
+    pub fn required(&self, source: &Source) -> Vec<Required> {
+        let mut out: Vec<Required> = Vec::new();
+        for tag_id in &source.tags {
+            let Some(tag) = self.tags.get(tag_id) else {
+                continue;
+            };
+            for (field, def) in &tag.fields {
+                if let Some(existing) = out.iter_mut().find(|r| &r.field == field) {
+                    existing.nullable &= def.nullable;
+                    continue;
+                }
+                out.push(Required {
+                    column: source.column_for(field).to_string(),
+                    field: field.clone(),
+                    tag: tag_id.clone(),
+                    ty: def.ty,
+                    nullable: def.nullable,
+                });
+            }
+        }
+        out
+    }
+
+    fn check_source(&self, source: &Source, path: &Path) -> Result<(), DefError> {
+        let invalid = |key: &str, message: String| DefError::Invalid {
+            path: path.to_path_buf(),
+            key: key.to_string(),
+            message,
+        };
+        if !valid_name(&source.id) {
+            return Err(invalid(
+                "(file name)",
+                format!(
+                    "source name `{}` must match [a-z][a-z0-9_]* (it becomes a table name)",
+                    source.id
+                ),
+            ));
+        }
+        if self.tags.contains_key(&source.id) {
+            return Err(invalid(
+                "(file name)",
+                format!(
+                    "source `{}` has the name of a tag; both become views in `main`",
+                    source.id
+                ),
+            ));
+        }
+        if source.tags.is_empty() {
+            return Err(invalid("tags", "expected at least one tag".into()));
+        }
+        for tag in &source.tags {
+            if !self.tags.contains_key(tag) {
+                let known: Vec<&str> = self.tags.keys().map(String::as_str).collect();
+                return Err(invalid(
+                    "tags",
+                    format!(
+                        "unknown tag `{tag}`, expected one of: {}",
+                        if known.is_empty() {
+                            "(no tags defined)".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                ));
+            }
+        }
+        // One field promised by two tags must mean the same type.
+        let mut seen: BTreeMap<&str, (&str, FieldType)> = BTreeMap::new();
+        for tag_id in &source.tags {
+            for (field, def) in &self.tags[tag_id].fields {
+                if let Some((other, ty)) = seen.get(field.as_str()) {
+                    if *ty != def.ty {
+                        return Err(invalid(
+                            "tags",
+                            format!(
+                                "field `{field}` is {ty} in tag `{other}` but {} in tag `{tag_id}`",
+                                def.ty
+                            ),
+                        ));
+                    }
+                }
+                seen.insert(field, (tag_id, def.ty));
+            }
+        }
+        for field in source.fields.keys() {
+            if !seen.contains_key(field.as_str()) {
+                let known: Vec<&str> = seen.keys().copied().collect();
+                return Err(invalid(
+                    &format!("fields.{field}"),
+                    format!(
+                        "`{field}` is no field of the tags {:?}; expected one of: {}",
+                        source.tags,
+                        known.join(", ")
+                    ),
+                ));
+            }
+        }
+        for req in self.required(source) {
+            if let Some(ty) = source.columns.get(&req.column) {
+                if *ty != req.ty {
+                    return Err(invalid(
+                        &format!("columns.\"{}\"", req.column),
+                        format!(
+                            "column `{}` carries tag field `{}` of type {}, so it cannot be typed {ty}",
+                            req.column, req.field, req.ty
+                        ),
+                    ));
+                }
+            }
+        }
+        if let Some(pk) = &source.primary_key {
+            if pk.is_empty() {
+                return Err(invalid(
+                    "primary_key",
+                    "expected at least one column; omit the key for a content key".into(),
+                ));
+            }
+        }
+        if let Some(ns) = &source.key_namespace {
+            if ns.trim().is_empty() {
+                return Err(invalid(
+                    "key_namespace",
+                    "expected a non-empty namespace".into(),
+                ));
+            }
+        }
+        source
+            .reader
+            .check()
+            .map_err(|(key, message)| invalid(&format!("reader.{key}"), message))
+    }
+}
+
+fn check_tag(tag: &Tag, path: &Path) -> Result<(), DefError> {
+    if !valid_name(&tag.id) {
+        return Err(DefError::Invalid {
+            path: path.to_path_buf(),
+            key: "(file name)".into(),
+            message: format!(
+                "tag name `{}` must match [a-z][a-z0-9_]* (it becomes a table name)",
+                tag.id
+            ),
+        });
+    }
+    if tag.fields.is_empty() {
+        return Err(DefError::Invalid {
+            path: path.to_path_buf(),
+            key: "fields".into(),
+            message: "expected at least one field".into(),
+        });
+    }
+    Ok(())
+}
+
+/// `*.toml` files of a folder, by stem, sorted. A missing folder has none.
+fn toml_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, DefError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(DefError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })
+        }
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let path = entry
+            .map_err(|source| DefError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?
+            .path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
+                out.push((stem.to_string(), path.clone()));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn parse_file<T: DeserializeOwned>(path: &Path) -> Result<T, DefError> {
+    let text = std::fs::read_to_string(path).map_err(|source| DefError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| DefError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string().trim_end().to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_table_safe() {
+        assert!(valid_name("bank_csv2"));
+        assert!(!valid_name("Bank"));
+        assert!(!valid_name("2bank"));
+        assert!(!valid_name("bank-csv"));
+        assert!(!valid_name(""));
+    }
+}

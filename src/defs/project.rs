@@ -1,0 +1,78 @@
+//! The project file (`ingestor.toml`): where definitions, the vault and the lake live.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::DefError;
+
+/// `ingestor.toml`; every key is optional.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectConfig {
+    /// Path of the DuckDB vault, relative to the project. DuckDB names the database after
+    /// the file's stem, so a stem equal to a schema of the vault is refused (see `db`).
+    #[serde(default = "default_database")]
+    pub database: PathBuf,
+    /// Folder of the content-addressed lake.
+    #[serde(default = "default_lake")]
+    pub lake: PathBuf,
+    /// Folder of tag definitions.
+    #[serde(default = "default_tags")]
+    pub tags: PathBuf,
+    /// Folder of source definitions.
+    #[serde(default = "default_sources")]
+    pub sources: PathBuf,
+    /// Hashing options.
+    #[serde(default)]
+    pub hash: HashConfig,
+}
+
+/// `[hash]` in `ingestor.toml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HashConfig {
+    /// Name of a secret whose value keys BLAKE3 (keyed hub keys); none = plain BLAKE3.
+    #[serde(default)]
+    pub key_secret: Option<String>,
+}
+
+fn default_database() -> PathBuf {
+    "ingestor.duckdb".into()
+}
+fn default_lake() -> PathBuf {
+    "lake".into()
+}
+fn default_tags() -> PathBuf {
+    "tags".into()
+}
+fn default_sources() -> PathBuf {
+    "sources".into()
+}
+
+impl Default for ProjectConfig {
+    fn default() -> Self {
+        ProjectConfig {
+            database: default_database(),
+            lake: default_lake(),
+            tags: default_tags(),
+            sources: default_sources(),
+            hash: HashConfig::default(),
+        }
+    }
+}
+
+impl ProjectConfig {
+    /// Load `DIR/ingestor.toml`, or the defaults when there is none.
+    pub fn load(dir: &Path) -> Result<Self, DefError> {
+        let path = dir.join("ingestor.toml");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text).map_err(|e| DefError::Parse {
+                path,
+                message: e.to_string(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(source) => Err(DefError::Io { path, source }),
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! Errors shared across stages, and the exit codes the binary maps them to.
+
+use std::path::PathBuf;
+
+/// Everything worked.
+pub const EXIT_OK: i32 = 0;
+/// A source broke its tag contract or had rows rejected; the run finished.
+pub const EXIT_CONTRACT: i32 = 1;
+/// Usage or definition error (command line, `ingestor.toml`, `tags/`, `sources/`).
+pub const EXIT_DEFINITION: i32 = 2;
+/// A source could not be read (missing, malformed, truncated or unreadable input).
+pub const EXIT_READ: i32 = 3;
+/// The vault or the lake could not be written (DuckDB error, file locked, disk full).
+pub const EXIT_VAULT: i32 = 4;
+/// A secret named by a definition could not be found.
+pub const EXIT_SECRET: i32 = 5;
+
+/// A definition file is wrong: it names the file, the key and what was expected.
+#[derive(Debug, thiserror::Error)]
+pub enum DefError {
+    #[error("cannot read `{path}`")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{path}`: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("`{path}`: key `{key}`: {message}")]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+    #[error("no source named `{0}` (see `ingestor status` for the list)")]
+    UnknownSource(String),
+}
+
+/// The input broke the promise its tags make: a field is missing, or a value is null or of
+/// the wrong type. Nothing of the input unit is written.
+#[derive(Debug, thiserror::Error)]
+pub enum ContractError {
+    #[error("source `{source_id}`: {what} `{field}` is missing from `{file}`{hint}")]
+    MissingField {
+        source_id: String,
+        /// "tag `transactions` field" or "primary key column"
+        what: String,
+        field: String,
+        file: String,
+        /// ", closest column: `X`" when one looks like a rename
+        hint: String,
+    },
+    #[error("source `{source_id}`: `{file}` line {line}, column `{column}`: {message}")]
+    BadValue {
+        source_id: String,
+        file: String,
+        line: u64,
+        column: String,
+        message: String,
+    },
+}
+
+/// An input could not be read at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("cannot read `{path}`")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{path}` line {line}: {message}")]
+    Malformed {
+        path: String,
+        line: u64,
+        message: String,
+    },
+    #[error("`{path}`: {message}")]
+    Invalid { path: String, message: String },
+    #[error("no input matches `{pattern}`")]
+    NoInput { pattern: String },
+}
+
+/// The vault (DuckDB) or the lake could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum VaultError {
+    #[error("the vault `{path}` is locked by another process{holder}; close it and retry")]
+    Locked { path: PathBuf, holder: String },
+    #[error("{context}")]
+    Db {
+        context: String,
+        #[source]
+        source: duckdb::Error,
+    },
+    #[error("{context}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl VaultError {
+    /// Wrap a DuckDB error with what was being done.
+    pub fn db(context: impl Into<String>) -> impl FnOnce(duckdb::Error) -> VaultError {
+        let context = context.into();
+        move |source| VaultError::Db { context, source }
+    }
+}
+
+/// A secret could not be resolved.
+#[derive(Debug, thiserror::Error)]
+#[error("secret `{name}` is not set: export {env}")]
+pub struct SecretError {
+    pub name: String,
+    pub env: String,
+}
+
+/// A usage error found after argument parsing (clap reports its own).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// The exit code for an error chain: the first typed error found decides.
+pub fn exit_code(err: &anyhow::Error) -> i32 {
+    for cause in err.chain() {
+        if cause.is::<ContractError>() {
+            return EXIT_CONTRACT;
+        }
+        if cause.is::<DefError>() || cause.is::<UsageError>() {
+            return EXIT_DEFINITION;
+        }
+        if cause.is::<ReadError>() {
+            return EXIT_READ;
+        }
+        if cause.is::<VaultError>() {
+            return EXIT_VAULT;
+        }
+        if cause.is::<SecretError>() {
+            return EXIT_SECRET;
+        }
+    }
+    EXIT_VAULT
+}
