@@ -1,0 +1,546 @@
+//! Extract stage, CSV: delimited text in any of the encodings people's exports use.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use duckdb::arrow::array::{ArrayRef, StringBuilder};
+use duckdb::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use duckdb::arrow::record_batch::RecordBatch;
+use encoding_rs::Encoding;
+use encoding_rs_io::{DecodeReaderBytes, DecodeReaderBytesBuilder};
+use serde::Deserialize;
+
+use super::{InputBatch, InputReader, ValueFormat, BATCH_ROWS};
+use crate::error::ReadError;
+
+/// `[reader] type = "csv"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CsvConfig {
+    /// A file, a folder or a glob, relative to the project.
+    pub path: String,
+    /// Field delimiter (one character); sniffed from the header line when omitted.
+    #[serde(default)]
+    pub delimiter: Option<String>,
+    /// Quote character (one character), `"` by default.
+    #[serde(default)]
+    pub quote: Option<String>,
+    /// Lines of preamble above the header row.
+    #[serde(default)]
+    pub skip_rows: usize,
+    /// `utf-8`, `utf-16`, `windows-1252` (or `latin1`); by default a BOM decides, then
+    /// UTF-8, with Windows-1252 for any value that is not valid UTF-8.
+    #[serde(default)]
+    pub encoding: Option<String>,
+    /// Decimal separator of numbers (`.` or `,`).
+    #[serde(default)]
+    pub decimal_separator: Option<String>,
+    /// Thousands separator of numbers, removed before parsing.
+    #[serde(default)]
+    pub thousands_separator: Option<String>,
+    /// chrono format of dates, such as `%d.%m.%Y`.
+    #[serde(default)]
+    pub date_format: Option<String>,
+    /// chrono format of timestamps, such as `%d.%m.%Y %H:%M`.
+    #[serde(default)]
+    pub timestamp_format: Option<String>,
+}
+
+fn one_char(key: &str, value: &Option<String>) -> Result<Option<char>, (String, String)> {
+    match value.as_deref() {
+        None => Ok(None),
+        Some(v) => {
+            let v = if v == "\\t" { "\t" } else { v };
+            let mut chars = v.chars();
+            match (chars.next(), chars.next()) {
+                (Some(c), None) => Ok(Some(c)),
+                _ => Err((key.into(), format!("expected one character, got {v:?}"))),
+            }
+        }
+    }
+}
+
+/// Resolved encoding choice.
+#[derive(Debug, Clone, Copy)]
+enum Decoding {
+    /// BOM, else UTF-8 with a Windows-1252 fallback per value.
+    Auto,
+    /// This encoding (a BOM still wins).
+    Fixed(&'static Encoding),
+}
+
+impl CsvConfig {
+    /// Cross-field rules, as (key, what was expected).
+    pub fn check(&self) -> Result<(), (String, String)> {
+        let delim = one_char("delimiter", &self.delimiter)?;
+        let quote = one_char("quote", &self.quote)?;
+        for (key, c) in [("delimiter", delim), ("quote", quote)] {
+            if c.is_some_and(|c| !c.is_ascii()) {
+                return Err((key.into(), "expected an ASCII character".into()));
+            }
+        }
+        let dec = one_char("decimal_separator", &self.decimal_separator)?;
+        let thou = one_char("thousands_separator", &self.thousands_separator)?;
+        if dec.is_some() && dec == thou {
+            return Err((
+                "thousands_separator".into(),
+                "must differ from decimal_separator".into(),
+            ));
+        }
+        self.decoding()?;
+        Ok(())
+    }
+
+    fn decoding(&self) -> Result<Decoding, (String, String)> {
+        let Some(label) = self.encoding.as_deref() else {
+            return Ok(Decoding::Auto);
+        };
+        let enc = match label.to_ascii_lowercase().as_str() {
+            "auto" => return Ok(Decoding::Auto),
+            "latin1" | "latin-1" | "iso-8859-1" | "cp1252" => Some(encoding_rs::WINDOWS_1252),
+            other => Encoding::for_label(other.as_bytes()),
+        };
+        match enc {
+            Some(e) => Ok(Decoding::Fixed(e)),
+            None => Err((
+                "encoding".into(),
+                format!(
+                    "unknown encoding `{label}`, expected utf-8, utf-16, windows-1252 or latin1"
+                ),
+            )),
+        }
+    }
+
+    /// How this source writes numbers and dates.
+    pub fn value_format(&self) -> ValueFormat {
+        let dec = one_char("", &self.decimal_separator).ok().flatten();
+        let thou = one_char("", &self.thousands_separator).ok().flatten();
+        ValueFormat {
+            decimal_separator: dec.unwrap_or('.'),
+            thousands_separator: thou,
+            date_format: self.date_format.clone(),
+            timestamp_format: self.timestamp_format.clone(),
+        }
+    }
+}
+
+/// Physical line numbers by byte offset. The CSV parser's own line count skips blank lines,
+/// so the lines are counted here: line breaks are noted as bytes stream past, and dropped
+/// once a record beyond them has been read, so memory stays bounded.
+#[derive(Debug, Default)]
+struct Lines {
+    /// (start of the line break, offset of its `\n`) for breaks not yet passed.
+    pending: VecDeque<(u64, u64)>,
+    /// Line breaks before the first pending one.
+    passed: u64,
+    /// Bytes read so far.
+    offset: u64,
+    /// Whether the last byte read was `\r`.
+    after_cr: bool,
+}
+
+impl Lines {
+    /// The 1-based line (counted from where parsing started) of the record the parser
+    /// reports at `offset`: the end of the previous record, so blank lines right there
+    /// are skipped.
+    fn line_of(&mut self, offset: u64) -> u64 {
+        let mut cursor = offset;
+        // Every break that starts at or before the cursor precedes the record; one the
+        // cursor is inside of (or at) moves the cursor past it.
+        while let Some(&(start, nl)) = self.pending.front() {
+            if start > cursor {
+                break;
+            }
+            self.pending.pop_front();
+            self.passed += 1;
+            cursor = cursor.max(nl + 1);
+        }
+        self.passed + 1
+    }
+}
+
+/// A reader that notes where line breaks are, for `Lines`.
+struct LineCounter<R> {
+    inner: R,
+    lines: Rc<RefCell<Lines>>,
+}
+
+impl<R: Read> Read for LineCounter<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut lines = self.lines.borrow_mut();
+        let base = lines.offset;
+        let mut after_cr = lines.after_cr;
+        for (i, &b) in buf[..n].iter().enumerate() {
+            if b == b'\n' {
+                let at = base + i as u64;
+                lines
+                    .pending
+                    .push_back((if after_cr { at - 1 } else { at }, at));
+            }
+            after_cr = b == b'\r';
+        }
+        lines.after_cr = after_cr;
+        lines.offset += n as u64;
+        Ok(n)
+    }
+}
+
+type Input = LineCounter<BufReader<DecodeReaderBytes<File, Vec<u8>>>>;
+
+/// Streams a CSV file as batches of text columns, reusing one `ByteRecord`.
+pub struct CsvReader {
+    name: String,
+    reader: csv::Reader<Input>,
+    lines: Rc<RefCell<Lines>>,
+    columns: Vec<String>,
+    schema: SchemaRef,
+    record: csv::ByteRecord,
+    /// Lines skipped above the header, added to the CSV parser's line numbers.
+    line_offset: u64,
+    fallback_1252: bool,
+    done: bool,
+}
+
+impl CsvReader {
+    /// Open `path` and read its header. `name` is how messages name the file.
+    pub fn open(config: &CsvConfig, path: &Path, name: &str) -> Result<Self, ReadError> {
+        let invalid = |message: String| ReadError::Invalid {
+            path: name.to_string(),
+            message,
+        };
+        let decoding = config.decoding().map_err(|(_, m)| invalid(m))?;
+        let file = File::open(path).map_err(|source| ReadError::Io {
+            path: name.to_string(),
+            source,
+        })?;
+        let mut builder = DecodeReaderBytesBuilder::new();
+        builder.strip_bom(true);
+        if let Decoding::Fixed(enc) = decoding {
+            builder.encoding(Some(enc));
+        }
+        let mut input = BufReader::with_capacity(1 << 18, builder.build(file));
+        let io = |source| ReadError::Io {
+            path: name.to_string(),
+            source,
+        };
+        let mut skipped = Vec::new();
+        for _ in 0..config.skip_rows {
+            skipped.clear();
+            if input.read_until(b'\n', &mut skipped).map_err(io)? == 0 {
+                return Err(invalid(format!(
+                    "ended within the {} preamble lines of `skip_rows`",
+                    config.skip_rows
+                )));
+            }
+        }
+        let delimiter =
+            match one_char("delimiter", &config.delimiter).map_err(|(_, m)| invalid(m))? {
+                Some(c) => c as u8,
+                None => sniff_delimiter(input.fill_buf().map_err(io)?),
+            };
+        let quote = one_char("quote", &config.quote)
+            .map_err(|(_, m)| invalid(m))?
+            .unwrap_or('"') as u8;
+        let lines = Rc::new(RefCell::new(Lines::default()));
+        let counted = LineCounter {
+            inner: input,
+            lines: lines.clone(),
+        };
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .flexible(false)
+            .delimiter(delimiter)
+            .quote(quote)
+            .buffer_capacity(1 << 16)
+            .from_reader(counted);
+        let line_offset = config.skip_rows as u64;
+        let fallback_1252 = matches!(decoding, Decoding::Auto);
+        let header = reader
+            .byte_headers()
+            .map_err(|e| csv_error(name, line_offset, &lines, e))?
+            .clone();
+        if header.is_empty() || (header.len() == 1 && header[0].is_empty()) {
+            return Err(invalid("has no header row".into()));
+        }
+        let mut columns: Vec<String> = Vec::with_capacity(header.len());
+        for (i, raw) in header.iter().enumerate() {
+            let text = decode(raw, fallback_1252).ok_or_else(|| ReadError::Malformed {
+                path: name.to_string(),
+                line: line_offset + 1,
+                message: format!("header column {} is not valid UTF-8", i + 1),
+            })?;
+            let mut col = text.trim().to_string();
+            if col.is_empty() {
+                col = format!("column_{}", i + 1);
+            }
+            if columns.contains(&col) {
+                let base = col.clone();
+                let mut n = 2;
+                while columns.contains(&col) {
+                    col = format!("{base}_{n}");
+                    n += 1;
+                }
+            }
+            columns.push(col);
+        }
+        let schema = Arc::new(Schema::new(
+            columns
+                .iter()
+                .map(|c| Field::new(c, DataType::Utf8, true))
+                .collect::<Vec<_>>(),
+        ));
+        Ok(CsvReader {
+            name: name.to_string(),
+            reader,
+            lines,
+            columns,
+            schema,
+            record: csv::ByteRecord::new(),
+            line_offset,
+            fallback_1252,
+            done: false,
+        })
+    }
+}
+
+impl InputReader for CsvReader {
+    fn columns(&self) -> &[String] {
+        &self.columns
+    }
+
+    fn next_batch(&mut self) -> Result<Option<InputBatch>, ReadError> {
+        if self.done {
+            return Ok(None);
+        }
+        let mut builders: Vec<StringBuilder> = (0..self.columns.len())
+            .map(|_| StringBuilder::with_capacity(BATCH_ROWS, BATCH_ROWS * 16))
+            .collect();
+        let mut rows = Vec::with_capacity(BATCH_ROWS);
+        while rows.len() < BATCH_ROWS {
+            let more = self
+                .reader
+                .read_byte_record(&mut self.record)
+                .map_err(|e| csv_error(&self.name, self.line_offset, &self.lines, e))?;
+            if !more {
+                self.done = true;
+                break;
+            }
+            let byte = self.record.position().map_or(0, |p| p.byte());
+            let line = self.line_offset + self.lines.borrow_mut().line_of(byte);
+            // A blank line parses as one empty field: skip it rather than call it ragged.
+            if self.record.len() == 1 && self.record[0].is_empty() && self.columns.len() > 1 {
+                continue;
+            }
+            for (i, (raw, builder)) in self.record.iter().zip(builders.iter_mut()).enumerate() {
+                let text = decode(raw, self.fallback_1252).ok_or_else(|| ReadError::Malformed {
+                    path: self.name.clone(),
+                    line,
+                    message: format!(
+                        "column `{}` is not valid UTF-8 (set `encoding` in the source)",
+                        self.columns[i]
+                    ),
+                })?;
+                if text.trim().is_empty() {
+                    builder.append_null();
+                } else {
+                    builder.append_value(text);
+                }
+            }
+            rows.push(line as i64);
+        }
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let arrays: Vec<ArrayRef> = builders
+            .iter_mut()
+            .map(|b| Arc::new(b.finish()) as ArrayRef)
+            .collect();
+        let data =
+            RecordBatch::try_new(self.schema.clone(), arrays).map_err(|e| ReadError::Invalid {
+                path: self.name.clone(),
+                message: e.to_string(),
+            })?;
+        Ok(Some(InputBatch { data, rows }))
+    }
+}
+
+/// UTF-8 text of a field; Windows-1252 when it is not UTF-8 and the fallback is on.
+fn decode(raw: &[u8], fallback_1252: bool) -> Option<std::borrow::Cow<'_, str>> {
+    match std::str::from_utf8(raw) {
+        Ok(s) => Some(std::borrow::Cow::Borrowed(s)),
+        Err(_) if fallback_1252 => {
+            Some(encoding_rs::WINDOWS_1252.decode_without_bom_handling(raw).0)
+        }
+        Err(_) => None,
+    }
+}
+
+/// The most frequent of `, ; \t |` outside quotes in the first line.
+fn sniff_delimiter(buf: &[u8]) -> u8 {
+    let line = buf.split(|&b| b == b'\n').next().unwrap_or(&[]);
+    let mut counts = [0usize; 4];
+    let candidates = [b',', b';', b'\t', b'|'];
+    let mut quoted = false;
+    for &b in line {
+        if b == b'"' {
+            quoted = !quoted;
+        } else if !quoted {
+            if let Some(i) = candidates.iter().position(|&c| c == b) {
+                counts[i] += 1;
+            }
+        }
+    }
+    let best = (0..4).max_by_key(|&i| (counts[i], 4 - i)).unwrap_or(0);
+    if counts[best] == 0 {
+        b','
+    } else {
+        candidates[best]
+    }
+}
+
+fn csv_error(name: &str, line_offset: u64, lines: &RefCell<Lines>, err: csv::Error) -> ReadError {
+    let line = line_offset
+        + lines
+            .borrow_mut()
+            .line_of(err.position().map_or(0, |p| p.byte()));
+    match err.kind() {
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => ReadError::Malformed {
+            path: name.to_string(),
+            line,
+            message: format!("expected {expected_len} fields like the header, found {len}"),
+        },
+        csv::ErrorKind::Io(_) => {
+            let message = err.to_string();
+            ReadError::Io {
+                path: name.to_string(),
+                source: std::io::Error::other(message),
+            }
+        }
+        _ => ReadError::Malformed {
+            path: name.to_string(),
+            line,
+            message: err.to_string(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use duckdb::arrow::array::{Array, AsArray};
+    use std::io::Write;
+
+    fn config(path: &str) -> CsvConfig {
+        CsvConfig {
+            path: path.into(),
+            delimiter: None,
+            quote: None,
+            skip_rows: 0,
+            encoding: None,
+            decimal_separator: None,
+            thousands_separator: None,
+            date_format: None,
+            timestamp_format: None,
+        }
+    }
+
+    /// Columns, rows of cells, and the line of each row.
+    type Read = (Vec<String>, Vec<Vec<Option<String>>>, Vec<i64>);
+
+    fn read_all(config: &CsvConfig, bytes: &[u8]) -> Result<Read, ReadError> {
+        let mut file = tempfile::NamedTempFile::new().expect("temp file");
+        file.write_all(bytes).expect("write");
+        let mut reader = CsvReader::open(config, file.path(), "t.csv")?;
+        let columns = reader.columns().to_vec();
+        let mut rows = Vec::new();
+        let mut lines = Vec::new();
+        while let Some(batch) = reader.next_batch()? {
+            for r in 0..batch.data.num_rows() {
+                rows.push(
+                    (0..batch.data.num_columns())
+                        .map(|c| {
+                            let a = batch.data.column(c).as_string::<i32>();
+                            (!a.is_null(r)).then(|| a.value(r).to_string())
+                        })
+                        .collect(),
+                );
+            }
+            lines.extend(batch.rows);
+        }
+        Ok((columns, rows, lines))
+    }
+
+    #[test]
+    fn sniffs_semicolons_and_skips_preamble_with_line_numbers() {
+        let mut c = config("x");
+        c.skip_rows = 2;
+        let (cols, rows, lines) = read_all(
+            &c,
+            b"Account;123\nExported;today\nDate;Amount\n01.02.2024;1,50\n\n03.02.2024;-2\n",
+        )
+        .expect("read");
+        assert_eq!(cols, ["Date", "Amount"]);
+        assert_eq!(rows[1], [Some("03.02.2024".into()), Some("-2".into())]);
+        assert_eq!(lines, [4, 6]);
+    }
+
+    #[test]
+    fn line_numbers_survive_blank_lines_crlf_and_short_records() {
+        let (_, rows, lines) =
+            read_all(&config("x"), b"a\r\nx\r\n\r\n\r\ny\r\nz\n\nw\n").expect("read");
+        assert_eq!(rows.len(), 4);
+        assert_eq!(lines, [2, 5, 6, 8]);
+    }
+
+    #[test]
+    fn quoted_fields_keep_delimiters_quotes_and_newlines() {
+        let (_, rows, lines) =
+            read_all(&config("x"), b"a,b\n\"x, \"\"y\"\"\nz\",2\nq,3\n").expect("read");
+        assert_eq!(rows[0][0].as_deref(), Some("x, \"y\"\nz"));
+        assert_eq!(lines, [2, 4]);
+    }
+
+    #[test]
+    fn decodes_utf16_bom_utf8_bom_and_windows_1252() {
+        let text = "name,city\nJosé,Köln\n";
+        let mut utf16 = vec![0xFF, 0xFE];
+        for unit in text.encode_utf16() {
+            utf16.extend(unit.to_le_bytes());
+        }
+        let mut utf8_bom = vec![0xEF, 0xBB, 0xBF];
+        utf8_bom.extend(text.as_bytes());
+        let cp1252 = encoding_rs::WINDOWS_1252.encode(text).0.into_owned();
+        for bytes in [utf16, utf8_bom, cp1252] {
+            let (cols, rows, _) = read_all(&config("x"), &bytes).expect("read");
+            assert_eq!(cols, ["name", "city"]);
+            assert_eq!(rows[0], [Some("José".into()), Some("Köln".into())]);
+        }
+    }
+
+    #[test]
+    fn ragged_row_names_the_line() {
+        let err = read_all(&config("x"), b"a,b\n1,2\n3,4,5\n").expect_err("ragged");
+        let msg = err.to_string();
+        assert!(msg.contains("t.csv") && msg.contains("line 3"), "{msg}");
+    }
+
+    #[test]
+    fn empty_input_has_no_header() {
+        let err = read_all(&config("x"), b"").expect_err("empty");
+        assert!(err.to_string().contains("no header"), "{err}");
+    }
+
+    #[test]
+    fn blank_and_duplicate_headers_get_names() {
+        let (cols, _, _) = read_all(&config("x"), b"a,,a\n1,2,3\n").expect("read");
+        assert_eq!(cols, ["a", "column_2", "a_2"]);
+    }
+}
