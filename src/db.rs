@@ -1,0 +1,94 @@
+//! Opening the vault: a DuckDB file that DuckDB 1.5 clients can read too.
+
+use std::path::Path;
+
+use duckdb::Connection;
+
+use crate::error::{UsageError, VaultError};
+
+/// Storage version new vaults are created with, so DuckDB 1.5 clients can open them.
+pub const STORAGE_VERSION: &str = "v1.5.0";
+
+/// File stems a vault may not have: DuckDB names a database after its file's stem, and a
+/// database named like one of the vault's schemas makes `vault.hub_x` ambiguous in every
+/// client ("Ambiguous reference to catalog or schema").
+pub const RESERVED_STEMS: [&str; 5] = ["vault", "meta", "main", "temp", "system"];
+
+/// Refuse a vault path whose database name would clash with a schema.
+pub fn check_path(path: &Path) -> Result<(), UsageError> {
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if RESERVED_STEMS.contains(&stem.as_str()) {
+        return Err(UsageError(format!(
+            "the vault file `{}` would be named `{stem}` inside DuckDB, the name of one of \
+             its schemas, and `{stem}.<table>` would be ambiguous in every client; choose \
+             another file name (`database` in ingestor.toml, or --db)",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Open (creating if needed) the vault at `path`.
+pub fn open(path: &Path) -> Result<Connection, anyhow::Error> {
+    check_path(path)?;
+    if !path.exists() {
+        create(path)?;
+    }
+    Ok(Connection::open(path).map_err(|e| classify(path, e))?)
+}
+
+/// Open an existing vault without creating one; `None` when there is none yet.
+pub fn open_existing(path: &Path) -> Result<Option<Connection>, anyhow::Error> {
+    check_path(path)?;
+    if !path.exists() {
+        return Ok(None);
+    }
+    Ok(Connection::open(path)
+        .map(Some)
+        .map_err(|e| classify(path, e))?)
+}
+
+/// Create an empty database file with the compatible storage version.
+fn create(path: &Path) -> Result<(), VaultError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| VaultError::Io {
+            context: format!("cannot create `{}`", dir.display()),
+            source,
+        })?;
+    }
+    let mem = Connection::open_in_memory().map_err(VaultError::db("cannot start DuckDB"))?;
+    let quoted = path.to_string_lossy().replace('\'', "''");
+    mem.execute_batch(&format!(
+        "ATTACH '{quoted}' AS new_vault (STORAGE_VERSION '{STORAGE_VERSION}'); DETACH new_vault;"
+    ))
+    .map_err(|e| classify(path, e))
+}
+
+/// Name the lock holder when DuckDB says the file is locked.
+fn classify(path: &Path, err: duckdb::Error) -> VaultError {
+    let text = err.to_string();
+    if text.contains("Could not set lock") || text.contains("Conflicting lock") {
+        let holder = text
+            .find("PID ")
+            .map(|i| {
+                let pid: String = text[i + 4..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_digit())
+                    .collect();
+                format!(" (PID {pid})")
+            })
+            .unwrap_or_default();
+        return VaultError::Locked {
+            path: path.to_path_buf(),
+            holder,
+        };
+    }
+    VaultError::Db {
+        context: format!("cannot open the vault `{}`", path.display()),
+        source: err,
+    }
+}

@@ -1,0 +1,416 @@
+//! Validate stage: an input's columns against its source's tags, then each batch's values
+//! against the tags' types. Produces the typed batches the vault writer stores.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime};
+use duckdb::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder,
+    Int64Builder, StringArray, TimestampMicrosecondBuilder,
+};
+use duckdb::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use duckdb::arrow::record_batch::RecordBatch;
+
+use crate::defs::{Definitions, FieldType, Required, Source};
+use crate::error::ContractError;
+use crate::readers::{InputBatch, ValueFormat};
+
+/// Column names the vault uses in every satellite; an input may not use them.
+pub const VAULT_COLUMNS: [&str; 7] = [
+    "hk",
+    "load_ts",
+    "hashdiff",
+    "record_source",
+    "file_hash",
+    "row_number",
+    "run_id",
+];
+
+/// One payload column of a satellite.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SatColumn {
+    /// The source column name.
+    pub name: String,
+    /// Its type in the satellite.
+    pub ty: FieldType,
+    /// The tag field it carries, if any.
+    pub field: Option<Required>,
+}
+
+/// What an input must satisfy, and the satellite schema it loads into.
+#[derive(Debug, Clone)]
+pub struct Contract {
+    /// Payload columns in input order.
+    pub columns: Vec<SatColumn>,
+    /// Indices (into `columns`) of the primary key, in declared order; `None` = content key.
+    pub key: Option<Vec<usize>>,
+    /// Arrow schema of typed batches.
+    pub schema: SchemaRef,
+}
+
+impl Contract {
+    /// Check an input's columns against the source and its tags.
+    pub fn new(
+        defs: &Definitions,
+        source: &Source,
+        input_columns: &[String],
+        file: &str,
+    ) -> Result<Contract, ContractError> {
+        let required = defs.required(source);
+        for req in &required {
+            if !input_columns.contains(&req.column) {
+                return Err(ContractError::MissingField {
+                    source_id: source.id.clone(),
+                    what: format!("tag `{}` field `{}`, column", req.tag, req.field),
+                    field: req.column.clone(),
+                    file: file.to_string(),
+                    hint: hint(&req.column, input_columns),
+                });
+            }
+        }
+        if let Some(clash) = input_columns
+            .iter()
+            .find(|c| VAULT_COLUMNS.contains(&c.as_str()))
+        {
+            return Err(ContractError::BadValue {
+                source_id: source.id.clone(),
+                file: file.to_string(),
+                line: 1,
+                column: clash.clone(),
+                message: "the column name is reserved for the vault's own columns".into(),
+            });
+        }
+        let columns: Vec<SatColumn> = input_columns
+            .iter()
+            .map(|name| {
+                let field = required.iter().find(|r| &r.column == name).cloned();
+                let ty = field
+                    .as_ref()
+                    .map(|f| f.ty)
+                    .or_else(|| source.columns.get(name).copied())
+                    .unwrap_or(FieldType::Text);
+                SatColumn {
+                    name: name.clone(),
+                    ty,
+                    field,
+                }
+            })
+            .collect();
+        let key = match &source.primary_key {
+            None => None,
+            Some(pk) => {
+                let mut idx = Vec::with_capacity(pk.len());
+                for col in pk {
+                    match columns.iter().position(|c| &c.name == col) {
+                        Some(i) => idx.push(i),
+                        None => {
+                            return Err(ContractError::MissingField {
+                                source_id: source.id.clone(),
+                                what: "primary key column".into(),
+                                field: col.clone(),
+                                file: file.to_string(),
+                                hint: hint(col, input_columns),
+                            })
+                        }
+                    }
+                }
+                Some(idx)
+            }
+        };
+        let schema = Arc::new(Schema::new(
+            columns
+                .iter()
+                .map(|c| Field::new(&c.name, c.ty.arrow(), true))
+                .collect::<Vec<_>>(),
+        ));
+        Ok(Contract {
+            columns,
+            key,
+            schema,
+        })
+    }
+
+    /// Schema fingerprint: BLAKE3 of the ordered (column, type) list.
+    pub fn fingerprint(&self) -> String {
+        let mut enc = crate::vault::hash::Encoder::default();
+        for c in &self.columns {
+            enc.push(Some(&c.name));
+            enc.push(Some(&c.ty.to_string()));
+        }
+        crate::vault::hash::RecipeHasher::plain().hex(enc.bytes())
+    }
+
+    /// Cast one batch of input to the satellite's types. Any value that is null where the
+    /// tag forbids it, or does not parse as its type, fails the whole input unit.
+    pub fn cast(
+        &self,
+        source: &str,
+        file: &str,
+        batch: &InputBatch,
+        format: &ValueFormat,
+    ) -> Result<RecordBatch, ContractError> {
+        let mut arrays = Vec::with_capacity(self.columns.len());
+        for (i, col) in self.columns.iter().enumerate() {
+            let input = batch.data.column(i);
+            let must_have = col.field.as_ref().is_some_and(|f| !f.nullable)
+                || self.key.as_ref().is_some_and(|k| k.contains(&i));
+            let bad = |row: usize, message: String| ContractError::BadValue {
+                source_id: source.to_string(),
+                file: file.to_string(),
+                line: batch.rows[row] as u64,
+                column: col.name.clone(),
+                message,
+            };
+            if must_have && input.null_count() > 0 {
+                let row = (0..input.len()).find(|&r| input.is_null(r)).unwrap_or(0);
+                let what = if col.field.is_some() {
+                    "is empty, but the tag requires a value"
+                } else {
+                    "is empty, but it is part of the primary key"
+                };
+                return Err(bad(row, what.into()));
+            }
+            let array = match input.data_type() {
+                DataType::Utf8 => parse_column(input.as_string::<i32>(), col.ty, format)
+                    .map_err(|(row, msg)| bad(row, msg))?,
+                _ => input.clone(),
+            };
+            arrays.push(array);
+        }
+        RecordBatch::try_new(self.schema.clone(), arrays).map_err(|e| ContractError::BadValue {
+            source_id: source.to_string(),
+            file: file.to_string(),
+            line: batch.rows.first().copied().unwrap_or(0) as u64,
+            column: String::new(),
+            message: e.to_string(),
+        })
+    }
+}
+
+/// ", closest column: `X`" when an input column looks like a rename of `wanted`.
+fn hint(wanted: &str, columns: &[String]) -> String {
+    let w = wanted.to_lowercase();
+    let best = columns
+        .iter()
+        .map(|c| (edit_distance(&w, &c.to_lowercase()), c))
+        .min_by_key(|(d, _)| *d);
+    match best {
+        Some((d, c)) if d <= (wanted.chars().count() / 3).max(2) => {
+            format!(" (closest column: `{c}`, renamed?)")
+        }
+        _ => format!(" (columns: {})", columns.join(", ")),
+    }
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// Parse a text column to `ty`; the error is (row, message quoting the value).
+fn parse_column(
+    input: &StringArray,
+    ty: FieldType,
+    format: &ValueFormat,
+) -> Result<ArrayRef, (usize, String)> {
+    let n = input.len();
+    macro_rules! build {
+        ($builder:expr, $parse:expr) => {{
+            let mut b = $builder;
+            for row in 0..n {
+                if input.is_null(row) {
+                    b.append_null();
+                    continue;
+                }
+                let raw = input.value(row);
+                match $parse(raw.trim()) {
+                    Ok(v) => b.append_value(v),
+                    Err(why) => return Err((row, format!("value {raw:?} {why}"))),
+                }
+            }
+            Arc::new(b.finish()) as ArrayRef
+        }};
+    }
+    Ok(match ty {
+        FieldType::Text => Arc::new(input.clone()) as ArrayRef,
+        FieldType::Integer => build!(Int64Builder::with_capacity(n), |s| parse_integer(s, format)),
+        FieldType::Decimal(p, s) => build!(
+            Decimal128Builder::with_capacity(n)
+                .with_precision_and_scale(p, s as i8)
+                .map_err(|e| (0, e.to_string()))?,
+            |v| parse_decimal(v, p, s, format)
+        ),
+        FieldType::Float => build!(Float64Builder::with_capacity(n), |s| parse_float(s, format)),
+        FieldType::Boolean => build!(BooleanBuilder::with_capacity(n), parse_bool),
+        FieldType::Date => build!(Date32Builder::with_capacity(n), |s| parse_date(s, format)),
+        FieldType::Timestamp => build!(TimestampMicrosecondBuilder::with_capacity(n), |s| {
+            parse_timestamp(s, format)
+        }),
+    })
+}
+
+/// Digits of a number with the source's separators normalised to plain `-123.45`.
+fn plain_number(s: &str, format: &ValueFormat) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if Some(c) == format.thousands_separator {
+            continue;
+        }
+        if c == format.decimal_separator {
+            out.push('.');
+        } else if c != '+' || !out.is_empty() {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn parse_integer(s: &str, format: &ValueFormat) -> Result<i64, String> {
+    plain_number(s, format)
+        .parse::<i64>()
+        .map_err(|_| "is not an integer".to_string())
+}
+
+fn parse_float(s: &str, format: &ValueFormat) -> Result<f64, String> {
+    plain_number(s, format)
+        .parse::<f64>()
+        .map_err(|_| "is not a number".to_string())
+}
+
+/// Exact decimal parsing: the unscaled i128 for DECIMAL(p,s). More fractional digits than
+/// the scale is an error, never a rounding.
+fn parse_decimal(s: &str, precision: u8, scale: u8, format: &ValueFormat) -> Result<i128, String> {
+    let plain = plain_number(s, format);
+    let (negative, digits) = match plain.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, plain.as_str()),
+    };
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    let all_digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+    if (int.is_empty() && frac.is_empty()) || !all_digits(int) || !all_digits(frac) {
+        return Err(format!(
+            "is not a decimal number (decimal separator `{}`{})",
+            format.decimal_separator,
+            format
+                .thousands_separator
+                .map(|t| format!(", thousands separator `{t}`"))
+                .unwrap_or_default()
+        ));
+    }
+    let frac_trimmed = frac.trim_end_matches('0');
+    if frac_trimmed.len() > scale as usize {
+        return Err(format!(
+            "has more than {scale} decimal places; give the field type decimal(p,s) with a larger scale"
+        ));
+    }
+    let int = int.trim_start_matches('0');
+    if int.len() + scale as usize > precision as usize {
+        return Err(format!("does not fit decimal({precision},{scale})"));
+    }
+    let mut unscaled: i128 = 0;
+    for b in int.bytes() {
+        unscaled = unscaled * 10 + i128::from(b - b'0');
+    }
+    for i in 0..scale as usize {
+        let d = frac_trimmed.as_bytes().get(i).map_or(0, |b| b - b'0');
+        unscaled = unscaled * 10 + i128::from(d);
+    }
+    Ok(if negative { -unscaled } else { unscaled })
+}
+
+fn parse_bool(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "true" | "t" | "yes" | "y" | "1" => Ok(true),
+        "false" | "f" | "no" | "n" | "0" => Ok(false),
+        _ => Err("is not a boolean (true/false, yes/no, 1/0)".into()),
+    }
+}
+
+fn days_since_epoch(d: NaiveDate) -> i32 {
+    (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid epoch")).num_days() as i32
+}
+
+fn parse_date(s: &str, format: &ValueFormat) -> Result<i32, String> {
+    let fmt = format.date_format.as_deref().unwrap_or("%Y-%m-%d");
+    NaiveDate::parse_from_str(s, fmt)
+        .map(days_since_epoch)
+        .map_err(|_| format!("is not a date in the format `{fmt}`"))
+}
+
+fn parse_timestamp(s: &str, format: &ValueFormat) -> Result<i64, String> {
+    if let Some(fmt) = format.timestamp_format.as_deref() {
+        return NaiveDateTime::parse_from_str(s, fmt)
+            .map(|t| t.and_utc().timestamp_micros())
+            .map_err(|_| format!("is not a timestamp in the format `{fmt}`"));
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.timestamp_micros());
+    }
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+    ] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
+            return Ok(t.and_utc().timestamp_micros());
+        }
+    }
+    Err("is not an ISO 8601 timestamp (set `timestamp_format` in the source)".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eu() -> ValueFormat {
+        ValueFormat {
+            decimal_separator: ',',
+            thousands_separator: Some('.'),
+            date_format: Some("%d.%m.%Y".into()),
+            timestamp_format: None,
+        }
+    }
+
+    #[test]
+    fn decimals_are_exact_in_both_locales() {
+        let us = ValueFormat::default();
+        assert_eq!(parse_decimal("1234.5", 18, 2, &us), Ok(123450));
+        assert_eq!(parse_decimal("-1.234,56", 18, 2, &eu()), Ok(-123456));
+        assert_eq!(parse_decimal("+0,10", 18, 2, &eu()), Ok(10));
+        assert_eq!(parse_decimal("2.500", 18, 2, &us), Ok(250));
+        assert!(parse_decimal("0.125", 18, 2, &us)
+            .unwrap_err()
+            .contains("decimal places"));
+        assert!(parse_decimal("12a", 18, 2, &us).is_err());
+        assert!(parse_decimal("-", 18, 2, &us).is_err());
+        assert!(parse_decimal("1234", 4, 2, &us)
+            .unwrap_err()
+            .contains("fit"));
+    }
+
+    #[test]
+    fn dates_and_timestamps_follow_the_format() {
+        assert_eq!(parse_date("02.01.1970", &eu()), Ok(1));
+        assert!(parse_date("1970-01-02", &eu()).is_err());
+        let us = ValueFormat::default();
+        assert_eq!(parse_timestamp("1970-01-01T00:00:01.5", &us), Ok(1_500_000));
+        assert_eq!(parse_timestamp("1970-01-01T01:00:00+01:00", &us), Ok(0));
+    }
+
+    #[test]
+    fn rename_hint_finds_close_columns_only() {
+        let cols = vec!["Booking Date".to_string(), "Amount".to_string()];
+        assert!(hint("Bookng Date", &cols).contains("closest column: `Booking Date`"));
+        assert!(!hint("Currency", &cols).contains("closest"));
+    }
+}

@@ -1,0 +1,8 @@
+//! Load stage: the Data Vault in DuckDB (hubs, satellites, meta tables, views).
+
+pub mod ddl;
+pub mod hash;
+pub mod writer;
+
+pub use hash::RecipeHasher;
+pub use writer::{LoadCounts, Unit, UnitLoad};
