@@ -1,0 +1,112 @@
+//! Command-line types (clap derive) and nothing else.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Data Vault ELT loader: files and APIs into an embedded DuckDB vault.
+#[derive(Debug, Parser)]
+#[command(name = "ingestor", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Project folder (holds ingestor.toml, tags/, sources/).
+    #[arg(
+        short = 'C',
+        long = "dir",
+        global = true,
+        default_value = ".",
+        value_name = "DIR"
+    )]
+    pub dir: PathBuf,
+    /// DuckDB vault file, overriding `database` in ingestor.toml.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// Print only errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Print more detail.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Scaffold a project: ingestor.toml, tags/, sources/, data/.
+    Init {
+        /// Folder to create the project in (default: the project folder).
+        #[arg(value_name = "DIR")]
+        path: Option<PathBuf>,
+    },
+    /// Load new and changed inputs into the vault.
+    Sync(SyncArgs),
+    /// Check every source's inputs against its tags, without loading.
+    Check(CheckArgs),
+    /// What the vault holds: sources, files, satellites, hubs.
+    Status,
+    /// Recent runs and the inputs they loaded or failed on.
+    Runs {
+        /// How many runs to show.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// Satellite versions of a source and their columns.
+    Schema {
+        /// Source name (default: all sources).
+        source: Option<String>,
+        /// Show what changed between consecutive versions.
+        #[arg(long)]
+        diff: bool,
+    },
+    /// Run SQL against the vault.
+    Sql {
+        /// The query.
+        query: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = SqlFormat::Table)]
+        format: SqlFormat,
+    },
+}
+
+/// `ingestor sync`.
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// Sources to sync (default: all).
+    pub sources: Vec<String>,
+    /// Load inputs even if this source already loaded the same bytes.
+    #[arg(long)]
+    pub force: bool,
+    /// Show what would be loaded, write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print a JSON summary on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `ingestor check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Sources to check (default: all).
+    pub sources: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = CheckFormat::Human)]
+    pub format: CheckFormat,
+}
+
+/// Output formats of `check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckFormat {
+    Human,
+    Json,
+    Github,
+}
+
+/// Output formats of `sql`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SqlFormat {
+    Table,
+    Csv,
+    Json,
+}

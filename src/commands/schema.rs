@@ -1,0 +1,86 @@
+//! `ingestor schema`: the satellite versions of sources, and what changed between them.
+
+use crate::cli::Cli;
+use crate::commands::sql::open_vault;
+use crate::error::{DefError, EXIT_OK};
+use crate::plan::Project;
+use crate::vault::ddl::{self, ColumnRecord};
+
+/// Run `schema`.
+pub fn run(cli: &Cli, source: Option<&str>, diff: bool) -> anyhow::Result<i32> {
+    let project = Project::load(cli)?;
+    if let Some(s) = source {
+        if !project.defs.sources.contains_key(s) {
+            return Err(DefError::UnknownSource(s.to_string()).into());
+        }
+    }
+    let conn = open_vault(cli)?;
+    let sats = ddl::satellites(&conn)?;
+    let mut sources: Vec<&str> = sats.iter().map(|s| s.source.as_str()).collect();
+    sources.dedup();
+    for src in sources
+        .into_iter()
+        .filter(|s| source.is_none_or(|want| want == *s))
+    {
+        println!("source {src}");
+        let versions: Vec<_> = sats.iter().filter(|s| s.source == src).collect();
+        for (i, sat) in versions.iter().enumerate() {
+            println!("  vault.{}  (created {})", sat.table, sat.created_at);
+            if diff {
+                match i.checked_sub(1).map(|p| versions[p]) {
+                    None => println!("    first version, {} columns", sat.columns.len()),
+                    Some(prev) => {
+                        for line in changes(&prev.columns, &sat.columns) {
+                            println!("    {line}");
+                        }
+                    }
+                }
+            } else {
+                for c in &sat.columns {
+                    let field = c
+                        .field
+                        .as_deref()
+                        .map(|f| format!("  (tag field `{f}`)"))
+                        .unwrap_or_default();
+                    println!("    {:<28} {}{field}", c.name, c.ty);
+                }
+            }
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+/// Columns added, dropped and retyped from one version to the next.
+pub fn changes(old: &[ColumnRecord], new: &[ColumnRecord]) -> Vec<String> {
+    let mut out = Vec::new();
+    for c in new {
+        match old.iter().find(|o| o.name == c.name) {
+            None => out.push(format!("+ {} {}", c.name, c.ty)),
+            Some(o) if o.ty != c.ty => out.push(format!("~ {} {} -> {}", c.name, o.ty, c.ty)),
+            Some(_) => {}
+        }
+    }
+    for o in old {
+        if !new.iter().any(|c| c.name == o.name) {
+            out.push(format!("- {} {}", o.name, o.ty));
+        }
+    }
+    let old_names: Vec<&str> = old
+        .iter()
+        .map(|c| c.name.as_str())
+        .filter(|n| new.iter().any(|c| &c.name == n))
+        .collect();
+    let new_names: Vec<&str> = new
+        .iter()
+        .map(|c| c.name.as_str())
+        .filter(|n| old.iter().any(|c| &c.name == n))
+        .collect();
+    if out.is_empty() && old_names != new_names {
+        out.push(format!(
+            "column order {} -> {}",
+            old_names.join(", "),
+            new_names.join(", ")
+        ));
+    }
+    out
+}

@@ -1,0 +1,135 @@
+//! `ingestor sql`: run SQL against the vault and print the result.
+
+use duckdb::arrow::array::{Array, AsArray};
+use duckdb::arrow::datatypes::DataType;
+use duckdb::arrow::record_batch::RecordBatch;
+use duckdb::arrow::util::display::{ArrayFormatter, FormatOptions};
+use duckdb::arrow::util::pretty::pretty_format_batches;
+use duckdb::Connection;
+use serde_json::{Map, Value};
+
+use crate::cli::{Cli, SqlFormat};
+use crate::db;
+use crate::error::{UsageError, VaultError, EXIT_OK};
+use crate::plan::Project;
+
+/// Run `sql`.
+pub fn run(cli: &Cli, query: &str, format: SqlFormat) -> anyhow::Result<i32> {
+    let conn = open_vault(cli)?;
+    print_query(&conn, query, format)?;
+    Ok(EXIT_OK)
+}
+
+/// Open the project's existing vault; a missing vault is a usage error.
+pub fn open_vault(cli: &Cli) -> anyhow::Result<Connection> {
+    let project = Project::load(cli)?;
+    match db::open_existing(&project.database)? {
+        Some(conn) => Ok(conn),
+        None => Err(UsageError(format!(
+            "no vault at `{}` yet: run `ingestor sync` first",
+            project.database.display()
+        ))
+        .into()),
+    }
+}
+
+/// Run a query and print its result on stdout in `format`.
+pub fn print_query(conn: &Connection, query: &str, format: SqlFormat) -> anyhow::Result<()> {
+    let mut stmt = conn
+        .prepare(query)
+        .map_err(|e| UsageError(format!("SQL error: {e}")))?;
+    let batches: Vec<RecordBatch> = stmt
+        .query_arrow([])
+        .map_err(|e| UsageError(format!("SQL error: {e}")))?
+        .collect();
+    let text = render(&batches, format)?;
+    print!("{text}");
+    Ok(())
+}
+
+/// Render batches as a table, CSV or JSON (an array of objects).
+pub fn render(batches: &[RecordBatch], format: SqlFormat) -> anyhow::Result<String> {
+    let render_err = |e: duckdb::arrow::error::ArrowError| {
+        VaultError::Refused(format!("cannot print the result: {e}"))
+    };
+    match format {
+        SqlFormat::Table => Ok(format!(
+            "{}\n",
+            pretty_format_batches(batches).map_err(render_err)?
+        )),
+        SqlFormat::Csv => {
+            let mut out = csv::Writer::from_writer(Vec::new());
+            if let Some(first) = batches.first() {
+                let schema = first.schema();
+                out.write_record(schema.fields().iter().map(|f| f.name().as_str()))?;
+            }
+            let options = FormatOptions::default();
+            for batch in batches {
+                let formatters = batch
+                    .columns()
+                    .iter()
+                    .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(render_err)?;
+                for row in 0..batch.num_rows() {
+                    let cells: Vec<String> = formatters
+                        .iter()
+                        .zip(batch.columns())
+                        .map(|(f, c)| {
+                            if c.is_null(row) {
+                                String::new()
+                            } else {
+                                f.value(row).to_string()
+                            }
+                        })
+                        .collect();
+                    out.write_record(&cells)?;
+                }
+            }
+            Ok(String::from_utf8(
+                out.into_inner().map_err(|e| e.into_error())?,
+            )?)
+        }
+        SqlFormat::Json => {
+            let options = FormatOptions::default();
+            let mut rows = Vec::new();
+            for batch in batches {
+                let schema = batch.schema();
+                let formatters = batch
+                    .columns()
+                    .iter()
+                    .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(render_err)?;
+                for row in 0..batch.num_rows() {
+                    let mut obj = Map::new();
+                    for (i, field) in schema.fields().iter().enumerate() {
+                        let col = batch.column(i);
+                        obj.insert(
+                            field.name().clone(),
+                            json_value(col.as_ref(), row, &formatters[i]),
+                        );
+                    }
+                    rows.push(Value::Object(obj));
+                }
+            }
+            Ok(format!("{}\n", serde_json::to_string_pretty(&rows)?))
+        }
+    }
+}
+
+/// Numbers and booleans stay JSON numbers and booleans; decimals, dates and text are strings
+/// (a decimal as a string keeps every digit).
+fn json_value(col: &dyn Array, row: usize, formatter: &ArrayFormatter<'_>) -> Value {
+    use duckdb::arrow::datatypes::{Float64Type, Int32Type, Int64Type};
+    if col.is_null(row) {
+        return Value::Null;
+    }
+    match col.data_type() {
+        DataType::Boolean => Value::Bool(col.as_boolean().value(row)),
+        DataType::Int64 => Value::from(col.as_primitive::<Int64Type>().value(row)),
+        DataType::Int32 => Value::from(col.as_primitive::<Int32Type>().value(row)),
+        DataType::Float64 => Value::from(col.as_primitive::<Float64Type>().value(row)),
+        _ => Value::String(formatter.value(row).to_string()),
+    }
+}

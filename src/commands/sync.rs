@@ -1,0 +1,395 @@
+//! `ingestor sync`: load new and changed inputs into the vault.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use duckdb::Connection;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+
+use crate::cli::{Cli, SyncArgs};
+use crate::db;
+use crate::defs::Source;
+use crate::error::{exit_code, EXIT_OK};
+use crate::lake;
+use crate::plan::SyncPlan;
+use crate::readers;
+use crate::validate::Contract;
+use crate::vault::writer::{self, already_loaded, record_load};
+use crate::vault::{ddl, LoadCounts, Unit, UnitLoad};
+
+/// The outcome of one input unit.
+#[derive(Debug, Serialize)]
+pub struct UnitReport {
+    pub path: String,
+    pub file_hash: Option<String>,
+    /// loaded, skipped, failed, rejected, would_load
+    pub status: &'static str,
+    pub satellite: Option<String>,
+    pub counts: Option<LoadCounts>,
+    pub error: Option<String>,
+    pub exit_code: i32,
+}
+
+/// The outcome of one source.
+#[derive(Debug, Serialize)]
+pub struct SourceReport {
+    pub source: String,
+    pub exit_code: i32,
+    pub error: Option<String>,
+    pub units: Vec<UnitReport>,
+}
+
+/// The `--json` document.
+#[derive(Debug, Serialize)]
+struct RunReport {
+    run_id: Option<i64>,
+    dry_run: bool,
+    exit_code: i32,
+    sources: Vec<SourceReport>,
+}
+
+/// Run `sync`.
+pub fn run(cli: &Cli, args: &SyncArgs) -> anyhow::Result<i32> {
+    let plan = SyncPlan::new(cli, &args.sources, args.force, args.dry_run)?;
+    let conn = if plan.dry_run {
+        db::open_existing(&plan.project.database)?
+    } else {
+        let conn = db::open(&plan.project.database)?;
+        ddl::ensure(&conn, &plan.project.defs, &plan.hasher)?;
+        Some(conn)
+    };
+    let run_id = match (&conn, plan.dry_run) {
+        (Some(c), false) => Some(writer::start_run(c, "sync")?),
+        _ => None,
+    };
+    let progress = if cli.quiet || args.json {
+        ProgressBar::hidden()
+    } else {
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg}: {pos} rows, {elapsed}")
+                .expect("valid template"),
+        );
+        bar
+    };
+    let mut reports = Vec::new();
+    for id in &plan.sources {
+        let source = &plan.project.defs.sources[id];
+        let report = sync_source(&plan, source, conn.as_ref(), run_id.unwrap_or(0), &progress);
+        for unit in &report.units {
+            if let Some(e) = &unit.error {
+                progress.suspend(|| eprintln!("error: source `{id}`: {e}"));
+            }
+        }
+        if let Some(e) = &report.error {
+            progress.suspend(|| eprintln!("error: source `{id}`: {e}"));
+        }
+        reports.push(report);
+    }
+    progress.finish_and_clear();
+    let code = reports.iter().map(|r| r.exit_code).max().unwrap_or(EXIT_OK);
+    if let (Some(c), Some(run)) = (&conn, run_id) {
+        let count = |s: &str| {
+            reports
+                .iter()
+                .flat_map(|r| &r.units)
+                .filter(|u| u.status == s)
+                .count() as u64
+        };
+        let failed = count("failed") + count("rejected");
+        writer::finish_run(c, run, code, count("loaded"), count("skipped"), failed)?;
+    }
+    if args.json {
+        let doc = RunReport {
+            run_id,
+            dry_run: plan.dry_run,
+            exit_code: code,
+            sources: reports,
+        };
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else if !cli.quiet {
+        print_human(&reports);
+    }
+    Ok(code)
+}
+
+fn print_human(reports: &[SourceReport]) {
+    for r in reports {
+        if r.units.is_empty() {
+            match &r.error {
+                Some(e) => println!("{:<16} failed     {e}", r.source),
+                None => println!("{:<16} no inputs", r.source),
+            }
+        }
+        for u in &r.units {
+            let detail = match &u.counts {
+                Some(c) => format!(
+                    "rows {}  new keys {}  new {}  changed {}  unchanged {}",
+                    c.rows_read, c.new_keys, c.new_rows, c.changed_rows, c.unchanged_rows
+                ),
+                None => String::new(),
+            };
+            println!("{:<16} {:<10} {}  {}", r.source, u.status, u.path, detail);
+        }
+    }
+}
+
+/// An input of a source, hashed.
+struct Input {
+    path: PathBuf,
+    name: String,
+    hash: String,
+    size: u64,
+}
+
+fn failed(path: String, hash: Option<String>, err: &anyhow::Error) -> UnitReport {
+    let code = exit_code(err);
+    UnitReport {
+        path,
+        file_hash: hash,
+        status: if code == crate::error::EXIT_CONTRACT {
+            "rejected"
+        } else {
+            "failed"
+        },
+        satellite: None,
+        counts: None,
+        error: Some(format!("{err:#}")),
+        exit_code: code,
+    }
+}
+
+fn sync_source(
+    plan: &SyncPlan,
+    source: &Source,
+    conn: Option<&Connection>,
+    run_id: i64,
+    progress: &ProgressBar,
+) -> SourceReport {
+    let project = &plan.project;
+    let mut report = SourceReport {
+        source: source.id.clone(),
+        exit_code: EXIT_OK,
+        error: None,
+        units: Vec::new(),
+    };
+    let paths = match source.reader.inputs(&project.defs.dir) {
+        Ok(p) => p,
+        Err(e) => {
+            let e = anyhow::Error::new(e);
+            report.exit_code = exit_code(&e);
+            report.error = Some(format!("{e:#}"));
+            return report;
+        }
+    };
+    // Hash every input and keep those this source has not loaded yet.
+    let mut pending = Vec::new();
+    for path in paths {
+        let name = project.display(&path);
+        let hashed = lake::hash_file(&path, &name).map_err(anyhow::Error::new);
+        let (hash, size) = match hashed {
+            Ok(h) => h,
+            Err(e) => {
+                report.units.push(failed(name, None, &e));
+                continue;
+            }
+        };
+        let loaded = match conn {
+            Some(c) if !plan.force => already_loaded(c, &source.id, &hash),
+            _ => Ok(false),
+        };
+        match loaded {
+            Ok(true) => report.units.push(UnitReport {
+                path: name,
+                file_hash: Some(hash),
+                status: "skipped",
+                satellite: None,
+                counts: None,
+                error: None,
+                exit_code: EXIT_OK,
+            }),
+            Ok(false) => pending.push(Input {
+                path,
+                name,
+                hash,
+                size,
+            }),
+            Err(e) => report.units.push(failed(name, Some(hash), &e.into())),
+        }
+    }
+    // The tag contract is checked on every pending input before anything is written:
+    // a source that lost a field loads nothing.
+    let mut ready = Vec::new();
+    for input in pending {
+        match contract_of(plan, source, &input.path, &input.name) {
+            Ok(_) => ready.push(input),
+            Err(e) => {
+                let broke_contract = exit_code(&e) == crate::error::EXIT_CONTRACT;
+                report
+                    .units
+                    .push(failed(input.name.clone(), Some(input.hash.clone()), &e));
+                if let (Some(c), false) = (conn, plan.dry_run) {
+                    let unit = unit_of(run_id, &input);
+                    let _ = record_load(
+                        c,
+                        &unit,
+                        &source.id,
+                        None,
+                        &LoadCounts::default(),
+                        "failed",
+                        Some(&format!("{e:#}")),
+                    );
+                }
+                if broke_contract {
+                    report.error = Some(
+                        "nothing of this source was loaded: it breaks its tag contract".into(),
+                    );
+                    ready.clear();
+                    report.exit_code = report.exit_code.max(crate::error::EXIT_CONTRACT);
+                    break;
+                }
+            }
+        }
+    }
+    if report.error.is_some() {
+        report.exit_code = report
+            .units
+            .iter()
+            .map(|u| u.exit_code)
+            .max()
+            .unwrap_or(EXIT_OK)
+            .max(report.exit_code);
+        return report;
+    }
+    for input in ready {
+        if plan.dry_run {
+            report.units.push(UnitReport {
+                path: input.name,
+                file_hash: Some(input.hash),
+                status: "would_load",
+                satellite: None,
+                counts: None,
+                error: None,
+                exit_code: EXIT_OK,
+            });
+            continue;
+        }
+        let conn = conn.expect("a vault is open when not a dry run");
+        progress.set_message(format!("{} {}", source.id, input.name));
+        progress.set_position(0);
+        let unit = unit_of(run_id, &input);
+        match load_unit(plan, source, conn, &input, unit.clone(), progress) {
+            Ok((satellite, counts)) => report.units.push(UnitReport {
+                path: input.name,
+                file_hash: Some(input.hash),
+                status: "loaded",
+                satellite: Some(satellite),
+                counts: Some(counts),
+                error: None,
+                exit_code: EXIT_OK,
+            }),
+            Err((e, rows_read)) => {
+                let r = failed(input.name.clone(), Some(input.hash.clone()), &e);
+                let counts = LoadCounts {
+                    rows_read,
+                    ..LoadCounts::default()
+                };
+                let _ = record_load(
+                    conn,
+                    &unit,
+                    &source.id,
+                    None,
+                    &counts,
+                    r.status,
+                    r.error.as_deref(),
+                );
+                report.units.push(r);
+            }
+        }
+    }
+    report.exit_code = report
+        .units
+        .iter()
+        .map(|u| u.exit_code)
+        .max()
+        .unwrap_or(EXIT_OK);
+    report
+}
+
+fn unit_of(run_id: i64, input: &Input) -> Unit {
+    Unit {
+        run_id,
+        file_hash: input.hash.clone(),
+        path: input.name.clone(),
+        size: input.size,
+    }
+}
+
+/// Open an input far enough to know its columns, and check them against the tags.
+fn contract_of(
+    plan: &SyncPlan,
+    source: &Source,
+    path: &Path,
+    name: &str,
+) -> anyhow::Result<Contract> {
+    let reader = readers::open(&source.reader, path, name)?;
+    Ok(Contract::new(
+        &plan.project.defs,
+        source,
+        reader.columns(),
+        name,
+    )?)
+}
+
+/// Copy the input into the lake, read it back from there, and load it in one transaction.
+/// On error the transaction is rolled back; the error comes with the rows read so far.
+fn load_unit(
+    plan: &SyncPlan,
+    source: &Source,
+    conn: &Connection,
+    input: &Input,
+    unit: Unit,
+    progress: &ProgressBar,
+) -> Result<(String, LoadCounts), (anyhow::Error, u64)> {
+    let stored = plan
+        .project
+        .lake
+        .store(&input.path, &input.hash, &input.name)
+        .map_err(|e| (e, 0))?;
+    let mut reader =
+        readers::open(&source.reader, &stored, &input.name).map_err(|e| (e.into(), 0))?;
+    let contract = Contract::new(&plan.project.defs, source, reader.columns(), &input.name)
+        .map_err(|e| (e.into(), 0))?;
+    let format = source.reader.value_format();
+    let mut load = UnitLoad::begin(
+        conn,
+        &plan.project.defs,
+        source,
+        unit,
+        contract.clone(),
+        &plan.hasher,
+    )
+    .map_err(|e| (e.into(), 0))?;
+    let mut rows = 0u64;
+    loop {
+        let batch = match reader.next_batch() {
+            Ok(Some(b)) => b,
+            Ok(None) => break,
+            Err(e) => return Err((e.into(), rows)),
+        };
+        rows += batch.rows.len() as u64;
+        let typed = contract
+            .cast(&source.id, &input.name, &batch, &format)
+            .map_err(|e| (e.into(), rows))?;
+        load.append(&typed, &batch.rows)
+            .map_err(|e| (e.into(), rows))?;
+        progress.set_position(rows);
+    }
+    let satellite = load.satellite().to_string();
+    let counts = load
+        .commit()
+        .with_context(|| format!("`{}`", input.name))
+        .map_err(|e| (e, rows))?;
+    Ok((satellite, counts))
+}

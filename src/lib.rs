@@ -1,0 +1,17 @@
+//! ingestor: a Data Vault ELT loader into embedded DuckDB.
+//!
+//! Data flows one way: `readers` → `validate` → `vault` → `db`. Only `commands` and `run`
+//! print or decide exit codes.
+
+pub mod cli;
+pub mod commands;
+pub mod db;
+pub mod defs;
+pub mod error;
+pub mod lake;
+pub mod plan;
+pub mod readers;
+pub mod run;
+pub mod secrets;
+pub mod validate;
+pub mod vault;

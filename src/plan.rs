@@ -1,0 +1,88 @@
+//! Arguments and definitions resolved into one plan before any input is touched.
+
+use std::path::{Path, PathBuf};
+
+use crate::cli::Cli;
+use crate::defs::Definitions;
+use crate::lake::Lake;
+use crate::secrets::{EnvStore, SecretStore};
+use crate::vault::RecipeHasher;
+
+/// A project as one command sees it: definitions plus where the vault and lake are.
+#[derive(Debug, Clone)]
+pub struct Project {
+    /// Every definition, checked.
+    pub defs: Definitions,
+    /// The DuckDB file (`--db` wins over ingestor.toml).
+    pub database: PathBuf,
+    /// The lake.
+    pub lake: Lake,
+}
+
+impl Project {
+    /// Load the project the command line points at.
+    pub fn load(cli: &Cli) -> anyhow::Result<Project> {
+        let defs = Definitions::load(&cli.dir)?;
+        let database = match &cli.db {
+            Some(p) => p.clone(),
+            None => defs.database_path(),
+        };
+        let lake = Lake::new(defs.lake_path());
+        Ok(Project {
+            defs,
+            database,
+            lake,
+        })
+    }
+
+    /// A path as the user knows it: relative to the project when it is inside it.
+    pub fn display(&self, path: &Path) -> String {
+        path.strip_prefix(&self.defs.dir)
+            .unwrap_or(path)
+            .display()
+            .to_string()
+    }
+
+    /// The hasher the recipe asks for: keyed when `[hash] key_secret` names a secret.
+    pub fn hasher(&self) -> anyhow::Result<RecipeHasher> {
+        Ok(match &self.defs.project.hash.key_secret {
+            None => RecipeHasher::plain(),
+            Some(name) => RecipeHasher::keyed(&EnvStore.get(name)?),
+        })
+    }
+}
+
+/// What `sync` will do.
+pub struct SyncPlan {
+    /// The project.
+    pub project: Project,
+    /// Sources to sync, by name, in name order.
+    pub sources: Vec<String>,
+    /// Hashing, resolved (the key secret read) before any I/O.
+    pub hasher: RecipeHasher,
+    /// Reload inputs already loaded.
+    pub force: bool,
+    /// Write nothing.
+    pub dry_run: bool,
+}
+
+impl SyncPlan {
+    /// Resolve the plan; fails on definition errors and missing secrets.
+    pub fn new(cli: &Cli, names: &[String], force: bool, dry_run: bool) -> anyhow::Result<Self> {
+        let project = Project::load(cli)?;
+        let sources = project
+            .defs
+            .select(names)?
+            .into_iter()
+            .map(|s| s.id.clone())
+            .collect();
+        let hasher = project.hasher()?;
+        Ok(SyncPlan {
+            project,
+            sources,
+            hasher,
+            force,
+            dry_run,
+        })
+    }
+}

@@ -1,0 +1,51 @@
+//! Parse arguments, run the command, map the outcome to an exit code.
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::commands;
+use crate::error::{exit_code, EXIT_DEFINITION, EXIT_OK};
+
+/// Run the binary; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            return if err.use_stderr() {
+                EXIT_DEFINITION
+            } else {
+                EXIT_OK
+            };
+        }
+    };
+    match dispatch(&cli) {
+        Ok(code) => code,
+        Err(err) => {
+            if is_broken_pipe(&err) {
+                return EXIT_OK;
+            }
+            eprintln!("error: {err:#}");
+            exit_code(&err)
+        }
+    }
+}
+
+fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
+    match &cli.command {
+        Command::Init { path } => commands::init::run(cli, path.as_deref()),
+        Command::Sync(args) => commands::sync::run(cli, args),
+        Command::Check(args) => commands::check::run(cli, args),
+        Command::Status => commands::status::run(cli),
+        Command::Runs { limit } => commands::runs::run(cli, *limit),
+        Command::Schema { source, diff } => commands::schema::run(cli, source.as_deref(), *diff),
+        Command::Sql { query, format } => commands::sql::run(cli, query, *format),
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
