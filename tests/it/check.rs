@@ -1,0 +1,84 @@
+//! `check`: the tag contract, reading only what it needs, in every output format.
+
+use crate::common::Project;
+
+const GOOD: &str = "id,Date,Amount,Memo\nT1,2026-01-01,-4.50,Coffee\n";
+
+#[test]
+fn passing_sources_exit_zero_and_touch_no_vault() {
+    let p = Project::tx();
+    p.file("in/bank/jan.csv", GOOD);
+    p.file(
+        "in/card/jan.csv",
+        "Date,Amount,Memo\n2026-01-05,-3.10,Coffee\n",
+    );
+    p.run(&["check"])
+        .code(0)
+        .stdout_has(&["ok    bank", "in/bank/jan.csv", "ok    card"]);
+    assert!(!p.path("ingestor.duckdb").exists());
+    assert!(p.lake_files().is_empty());
+}
+
+#[test]
+fn check_reads_headers_only() {
+    // A bad value deep in a file is found by `sync`, not by `check`: check validates the
+    // contract (columns), which a header alone decides.
+    let p = Project::tx();
+    p.file("in/bank/jan.csv", format!("{GOOD}T2,2026-01-02,oops,x\n"));
+    p.run(&["check"]).code(0);
+    p.sync().code(1);
+}
+
+#[test]
+fn json_format_lists_every_input() {
+    let p = Project::tx();
+    p.file("in/bank/jan.csv", GOOD);
+    p.file("in/bank/feb.csv", "id,Date,Memo\nT2,2026-02-01,x\n");
+    let out = p.run(&["check", "--format", "json"]).code(1);
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    assert_eq!(doc["ok"], false);
+    assert_eq!(doc["exit_code"], 1);
+    let inputs = doc["inputs"].as_array().expect("inputs");
+    assert_eq!(inputs.len(), 2);
+    let bad: Vec<_> = inputs.iter().filter(|i| i["ok"] == false).collect();
+    assert_eq!(bad.len(), 1);
+    assert_eq!(bad[0]["path"], "in/bank/feb.csv");
+    assert!(bad[0]["error"]
+        .as_str()
+        .expect("error")
+        .contains("field `amount`"));
+}
+
+#[test]
+fn github_format_annotates_the_failing_file() {
+    let p = Project::tx();
+    p.file("in/bank/feb.csv", "id,Date,Memo\nT2,2026-02-01,x\n");
+    let out = p.run(&["check", "--format", "github"]).code(1);
+    assert!(
+        out.stdout
+            .starts_with("::error file=in/bank/feb.csv,title=ingestor check: bank::"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn missing_primary_key_column_breaks_the_contract() {
+    let p = Project::tx();
+    p.file(
+        "in/bank/jan.csv",
+        "ID,Date,Amount,Memo\nT1,2026-01-01,-4.50,Coffee\n",
+    );
+    p.run(&["check", "bank"])
+        .code(1)
+        .stdout_has(&["primary key column `id`", "closest column: `ID`"]);
+}
+
+#[test]
+fn unreadable_input_exits_three() {
+    let p = Project::tx();
+    p.file("in/bank/jan.csv", "");
+    p.run(&["check", "bank"])
+        .code(3)
+        .stdout_has(&["in/bank/jan.csv", "no header"]);
+}

@@ -1,0 +1,129 @@
+//! The read-side commands: sql, status, runs, schema, init, help.
+
+use crate::common::Project;
+
+fn loaded() -> Project {
+    let p = Project::tx();
+    p.file(
+        "in/bank/jan.csv",
+        "id,Date,Amount,Memo\nT1,2026-01-01,-4.50,\"Coffee, large\"\nT2,2026-01-02,1500.00,\n",
+    );
+    p.sync().code(0);
+    p
+}
+
+#[test]
+fn sql_prints_table_csv_and_json() {
+    let p = loaded();
+    let q = "SELECT business_key AS k, 7 AS n, amount FROM main.tx JOIN vault.hub_tx USING (hk) ORDER BY k";
+    p.run(&["sql", q])
+        .code(0)
+        .stdout_has(&["| k  | n | amount  |", "| T1 | 7 | -4.50   |"]);
+    let csv = p.run(&["sql", q, "--format", "csv"]).code(0).stdout;
+    assert_eq!(csv, "k,n,amount\nT1,7,-4.50\nT2,7,1500.00\n");
+    let json = p
+        .run(&[
+            "sql",
+            "SELECT memo, 7 AS n FROM main.tx ORDER BY memo NULLS LAST",
+            "--format",
+            "json",
+        ])
+        .code(0)
+        .stdout;
+    let doc: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(
+        doc,
+        serde_json::json!([{"memo": "Coffee, large", "n": 7}, {"memo": null, "n": 7}])
+    );
+}
+
+#[test]
+fn status_lists_sources_and_hubs() {
+    let p = loaded();
+    let out = p.run(&["status"]).code(0);
+    assert!(out.stdout.contains("bank"), "{}", out.stdout);
+    let hub_line = out
+        .stdout
+        .lines()
+        .find(|l| l.contains("| tx "))
+        .expect("hub row");
+    assert!(hub_line.contains("| 2 "), "{hub_line}");
+}
+
+#[test]
+fn runs_lists_runs_and_failed_inputs() {
+    let p = loaded();
+    p.file(
+        "in/bank/bad.csv",
+        "id,Date,Amount,Memo\nT3,2026-01-03,nope,x\n",
+    );
+    p.sync().code(1);
+    let out = p.run(&["runs"]).code(0);
+    assert!(out.stdout.contains("failed inputs"), "{}", out.stdout);
+    assert!(out.stdout.contains("in/bank/bad.csv"), "{}", out.stdout);
+    assert!(out.stdout.contains("rejected"), "{}", out.stdout);
+    assert_eq!(
+        p.texts("SELECT status FROM meta.runs ORDER BY run_id"),
+        ["ok", "failed"]
+    );
+    assert_eq!(p.int("SELECT exit_code FROM meta.runs WHERE run_id = 2"), 1);
+}
+
+#[test]
+fn schema_lists_columns_with_types_and_tag_fields() {
+    let p = loaded();
+    let out = p.run(&["schema", "bank"]).code(0);
+    assert!(out.stdout.contains("vault.sat_bank__"), "{}", out.stdout);
+    let amount = out
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("Amount"))
+        .expect("Amount");
+    assert!(
+        amount.contains("decimal(18,2)") && amount.contains("tag field `amount`"),
+        "{amount}"
+    );
+    p.run(&["schema", "nosuch"]).code(2);
+}
+
+#[test]
+fn init_scaffolds_a_project_that_syncs() {
+    let p = Project::new();
+    p.run(&["init", "myproject"]).code(0);
+    let sub = p.path("myproject");
+    let run = |args: &[&str]| {
+        let out = assert_cmd::Command::cargo_bin("ingestor")
+            .expect("bin")
+            .arg("-C")
+            .arg(&sub)
+            .args(args)
+            .output()
+            .expect("run");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    assert_eq!(run(&["check"]).0, Some(0));
+    assert_eq!(run(&["sync"]).0, Some(0));
+    let (_, csv) = run(&[
+        "sql",
+        "SELECT count(*) AS n FROM transactions",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(csv, "n\n2\n");
+    // A second init refuses to overwrite.
+    p.run(&["init", "myproject"])
+        .code(2)
+        .stderr_has(&["already"]);
+}
+
+#[test]
+fn help_and_version_exit_zero() {
+    let p = Project::new();
+    p.run(&["--help"])
+        .code(0)
+        .stdout_has(&["sync", "check", "status", "runs", "schema", "sql", "init"]);
+    p.run(&["--version"]).code(0).stdout_has(&["ingestor"]);
+}

@@ -1,0 +1,214 @@
+//! Test projects and a builder for running the binary.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use tempfile::TempDir;
+
+/// A project in a temp folder.
+pub struct Project {
+    pub dir: TempDir,
+}
+
+/// The output of one run.
+#[derive(Debug)]
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    /// Assert the exit code, showing both streams when it differs.
+    pub fn code(self, want: i32) -> Self {
+        assert_eq!(
+            self.code, want,
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// Assert that stderr contains every needle.
+    pub fn stderr_has(self, needles: &[&str]) -> Self {
+        for n in needles {
+            assert!(
+                self.stderr.contains(n),
+                "stderr lacks {n:?}:\n{}",
+                self.stderr
+            );
+        }
+        self
+    }
+
+    /// Assert that stdout contains every needle.
+    pub fn stdout_has(self, needles: &[&str]) -> Self {
+        for n in needles {
+            assert!(
+                self.stdout.contains(n),
+                "stdout lacks {n:?}:\n{}",
+                self.stdout
+            );
+        }
+        self
+    }
+}
+
+pub const TX_TAG: &str = r#"
+description = "money"
+[fields]
+date   = { type = "date" }
+amount = { type = "decimal" }
+memo   = { type = "text", nullable = true }
+"#;
+
+/// A source keyed by `id`, reading `in/bank/*.csv`.
+pub const BANK_SOURCE: &str = r#"
+tags = ["tx"]
+primary_key = ["id"]
+[fields]
+date = "Date"
+amount = "Amount"
+memo = "Memo"
+[reader]
+type = "csv"
+path = "in/bank/*.csv"
+"#;
+
+/// A content-keyed source reading the folder `in/card`.
+pub const CARD_SOURCE: &str = r#"
+tags = ["tx"]
+[fields]
+date = "Date"
+amount = "Amount"
+memo = "Memo"
+[reader]
+type = "csv"
+path = "in/card"
+"#;
+
+impl Project {
+    /// An empty project.
+    pub fn new() -> Self {
+        Project {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    /// A project with tag `tx` and sources `bank` (primary key) and `card` (content key).
+    pub fn tx() -> Self {
+        let p = Project::new();
+        p.file("tags/tx.toml", TX_TAG);
+        p.file("sources/bank.toml", BANK_SOURCE);
+        p.file("sources/card.toml", CARD_SOURCE);
+        for dir in ["in/bank", "in/card"] {
+            std::fs::create_dir_all(p.path(dir)).expect("mkdir");
+        }
+        p
+    }
+
+    /// A copy of the repository's own tags/, sources/ and data/.
+    pub fn shipped() -> Self {
+        let p = Project::new();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        for dir in ["tags", "sources", "data"] {
+            copy_dir(&root.join(dir), &p.path(dir));
+        }
+        p
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Write a file (creating folders).
+    pub fn file(&self, rel: &str, contents: impl AsRef<[u8]>) -> &Self {
+        let path = self.path(rel);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, contents).expect("write");
+        self
+    }
+
+    pub fn remove(&self, rel: &str) {
+        std::fs::remove_file(self.path(rel)).expect("remove");
+    }
+
+    /// Run the binary in this project.
+    pub fn run(&self, args: &[&str]) -> Out {
+        self.run_env(args, &[])
+    }
+
+    /// Run with extra environment variables.
+    pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Out {
+        let mut cmd = Command::cargo_bin("ingestor").expect("binary");
+        cmd.arg("-C").arg(self.dir.path()).args(args);
+        cmd.env_remove("INGESTOR_SECRET_VAULT_KEY");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("run ingestor");
+        Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    pub fn sync(&self) -> Out {
+        self.run(&["sync"])
+    }
+
+    /// Open the vault (the binary must have exited).
+    pub fn db(&self) -> duckdb::Connection {
+        duckdb::Connection::open(self.path("ingestor.duckdb")).expect("open vault")
+    }
+
+    /// A single integer from SQL.
+    pub fn int(&self, sql: &str) -> i64 {
+        self.db()
+            .query_row(sql, [], |r| r.get(0))
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// The first column of every row, as text.
+    pub fn texts(&self, sql: &str) -> Vec<String> {
+        let db = self.db();
+        let mut stmt = db.prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        stmt.query_map([], |r| r.get::<_, Option<String>>(0))
+            .expect("query")
+            .map(|r| r.expect("row").unwrap_or_else(|| "NULL".into()))
+            .collect()
+    }
+
+    /// Names of the satellites of a source, oldest first.
+    pub fn satellites(&self, source: &str) -> Vec<String> {
+        self.texts(&format!(
+            "SELECT table_name FROM meta.satellites WHERE source = '{source}' ORDER BY created_at, table_name"
+        ))
+    }
+
+    /// Files under the lake.
+    pub fn lake_files(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        if let Ok(dirs) = std::fs::read_dir(self.path("lake")) {
+            for d in dirs.flatten() {
+                for f in std::fs::read_dir(d.path()).expect("lake dir").flatten() {
+                    out.push(f.path());
+                }
+            }
+        }
+        out
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir").flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy");
+        }
+    }
+}

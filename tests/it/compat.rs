@@ -1,0 +1,115 @@
+//! The vault opens in an official DuckDB 1.5 client (the `duckdb<2` Python package).
+//!
+//! CI installs the package; elsewhere these tests say they were skipped when it is missing.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use crate::common::Project;
+
+/// Whether `python3 -c "import duckdb"` works and is a 1.x client. In CI it must.
+fn duckdb_15_available() -> bool {
+    let out = Command::new("python3")
+        .args(["-c", "import duckdb; print(duckdb.__version__)"])
+        .output();
+    let version = out
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    match version {
+        Some(v) if v.starts_with("1.") => true,
+        other => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must provide the DuckDB 1.x Python client (pip install 'duckdb<2'), found {other:?}"
+            );
+            eprintln!("skipped: no DuckDB 1.x Python client ({other:?})");
+            false
+        }
+    }
+}
+
+#[test]
+fn a_duckdb_1_5_client_reads_the_views() {
+    if !duckdb_15_available() {
+        return;
+    }
+    let p = Project::shipped();
+    p.sync().code(0);
+    let queries = [
+        "SELECT count(*) FROM main.transactions",
+        "SELECT count(*) FROM main.bank_giro",
+        "SELECT count(*) FROM vault.hub_workouts",
+        "SELECT (sum(amount) * 100)::BIGINT FROM main.transactions",
+    ];
+    let expected: Vec<i64> = queries
+        .iter()
+        .map(|q| p.db().query_row(q, [], |r| r.get::<_, i64>(0)).expect(q))
+        .collect();
+    assert!(expected.iter().all(|&n| n != 0), "{expected:?}");
+    let script = r#"
+import sys, duckdb
+con = duckdb.connect(sys.argv[1], read_only=True)
+for q in sys.argv[2:]:
+    print(int(con.execute(q).fetchone()[0]))
+print(duckdb.__version__)
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(p.path("ingestor.duckdb"))
+        .args(queries)
+        .output()
+        .expect("python3");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        stdout,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    let got: Vec<i64> = lines[..4]
+        .iter()
+        .map(|l| l.parse().expect("number"))
+        .collect();
+    assert_eq!(got, expected);
+    assert!(lines[4].starts_with("1."), "client version {}", lines[4]);
+}
+
+#[test]
+fn a_vault_locked_by_another_process_exits_4_and_says_so() {
+    if !duckdb_15_available() {
+        return;
+    }
+    let p = Project::tx();
+    p.file(
+        "in/bank/a.csv",
+        "id,Date,Amount,Memo\nT1,2026-01-01,1.00,x\n",
+    );
+    p.sync().code(0);
+    let mut holder = Command::new("python3")
+        .args([
+            "-c",
+            "import sys, time, duckdb; c = duckdb.connect(sys.argv[1]); print('ready', flush=True); time.sleep(30)",
+        ])
+        .arg(p.path("ingestor.duckdb"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    BufReader::new(holder.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("ready line");
+    assert_eq!(line.trim(), "ready");
+    let out = p.run(&["sync"]);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let out = out
+        .code(4)
+        .stderr_has(&["locked by another process", "ingestor.duckdb"]);
+    assert!(
+        out.stderr.contains(&format!("PID {}", holder.id())),
+        "{}",
+        out.stderr
+    );
+}

@@ -1,0 +1,116 @@
+//! Every documented exit code, pinned.
+
+use crate::common::Project;
+
+const ROW: &str = "id,Date,Amount,Memo\nT1,2026-01-01,1.00,x\n";
+
+#[test]
+fn code_0_ok() {
+    let p = Project::tx();
+    p.file("in/bank/a.csv", ROW);
+    p.sync().code(0);
+}
+
+#[test]
+fn code_1_contract_broken() {
+    let p = Project::tx();
+    p.file("in/bank/a.csv", "id,Date,Memo\nT1,2026-01-01,x\n");
+    p.sync().code(1);
+}
+
+#[test]
+fn code_2_usage() {
+    let p = Project::tx();
+    p.run(&["sync", "--no-such-flag"]).code(2);
+    p.run(&["sql", "SELECT 1"])
+        .code(2)
+        .stderr_has(&["no vault"]);
+    p.file("in/bank/a.csv", ROW);
+    p.sync().code(0);
+    p.run(&["sql", "SELEC 1"])
+        .code(2)
+        .stderr_has(&["SQL error"]);
+}
+
+#[test]
+fn code_3_source_unreadable() {
+    let p = Project::tx();
+    p.file(
+        "sources/bank.toml",
+        crate::common::BANK_SOURCE.replace("in/bank/*.csv", "in/bank/missing.csv"),
+    );
+    p.sync()
+        .code(3)
+        .stderr_has(&["no input matches `in/bank/missing.csv`"]);
+}
+
+#[test]
+fn code_4_vault_unwritable() {
+    let p = Project::tx();
+    p.file("in/bank/a.csv", ROW);
+    p.file("blocker", "a file where a folder should be");
+    let db = p.path("blocker/ingestor.duckdb");
+    p.run(&["--db", db.to_str().expect("utf-8"), "sync"])
+        .code(4);
+}
+
+#[test]
+fn code_4_lake_unwritable_and_nothing_loaded() {
+    let p = Project::tx();
+    p.file("in/bank/a.csv", ROW);
+    p.file("lake", "a file where the lake folder should be");
+    p.sync().code(4).stderr_has(&["lake"]);
+    assert_eq!(p.int("SELECT count(*) FROM vault.hub_tx"), 0);
+}
+
+#[test]
+fn code_5_secret_missing_then_keyed_vault_refuses_plain_loads() {
+    let p = Project::tx();
+    p.file("in/bank/a.csv", ROW);
+    p.file("ingestor.toml", "[hash]\nkey_secret = \"vault_key\"\n");
+    p.sync()
+        .code(5)
+        .stderr_has(&["secret `vault_key`", "INGESTOR_SECRET_VAULT_KEY"]);
+    assert!(!p.path("ingestor.duckdb").exists());
+    let out = p
+        .run_env(&["sync"], &[("INGESTOR_SECRET_VAULT_KEY", "s3cret value")])
+        .code(0);
+    assert!(!out.stdout.contains("s3cret") && !out.stderr.contains("s3cret"));
+    // Keyed: the stored key is not the plain BLAKE3 of the key parts.
+    let plain = {
+        let mut enc = Vec::new();
+        for v in ["bank", "T1"] {
+            enc.push(1u8);
+            enc.extend((v.len() as u32).to_le_bytes());
+            enc.extend(v.as_bytes());
+        }
+        blake3::hash(&enc).to_hex()[..32].to_string()
+    };
+    let stored = p.texts("SELECT hk FROM vault.hub_tx");
+    assert_eq!(stored.len(), 1);
+    assert_ne!(stored[0], plain);
+    // Another key, or none, would mix recipes: refused, nothing written.
+    p.file(
+        "in/bank/b.csv",
+        "id,Date,Amount,Memo\nT2,2026-01-02,1.00,x\n",
+    );
+    p.run_env(&["sync"], &[("INGESTOR_SECRET_VAULT_KEY", "other")])
+        .code(4)
+        .stderr_has(&["refusing to load", "hash key"]);
+    p.remove("ingestor.toml");
+    p.sync().code(4).stderr_has(&["refusing to load"]);
+    assert_eq!(p.int("SELECT count(*) FROM vault.hub_tx"), 1);
+}
+
+#[test]
+fn several_failing_sources_exit_with_the_largest_code() {
+    let p = Project::tx();
+    p.file("in/bank/a.csv", "id,Date,Memo\nT1,2026-01-01,x\n"); // 1
+    p.file(
+        "in/card/a.csv",
+        "Date,Amount,Memo\n2026-01-01,1.00,x,extra\n",
+    ); // 3
+    p.sync()
+        .code(3)
+        .stderr_has(&["source `bank`", "source `card`"]);
+}

@@ -1,0 +1,11 @@
+//! Integration tests: the real `ingestor` binary on real DuckDB files in temp projects.
+
+mod check;
+mod cli;
+mod common;
+mod compat;
+mod definitions;
+mod examples;
+mod exit_codes;
+mod sync;
+mod vault;

@@ -1,0 +1,429 @@
+//! `sync`: the load scenarios the vault must get right.
+
+use crate::common::Project;
+
+const BANK_V1: &str = "id,Date,Amount,Memo\n\
+    T1,2026-01-01,-4.50,Coffee\n\
+    T2,2026-01-02,1500.00,Salary\n\
+    T3,2026-01-03,-60.25,Groceries\n";
+
+#[test]
+fn first_load_fills_hub_satellite_meta_and_views() {
+    let p = Project::tx();
+    p.file("in/bank/jan.csv", BANK_V1);
+    p.sync()
+        .code(0)
+        .stdout_has(&["bank", "loaded", "in/bank/jan.csv"]);
+    assert_eq!(p.int("SELECT count(*) FROM vault.hub_tx"), 3);
+    let sats = p.satellites("bank");
+    assert_eq!(sats.len(), 1);
+    assert!(sats[0].starts_with("sat_bank__2"), "{sats:?}");
+    assert_eq!(p.int(&format!("SELECT count(*) FROM vault.{}", sats[0])), 3);
+    // Typed by the tag: exact decimal, real dates.
+    assert_eq!(
+        p.texts("SELECT amount::VARCHAR FROM main.tx ORDER BY date"),
+        ["-4.50", "1500.00", "-60.25"]
+    );
+    assert_eq!(
+        p.texts("SELECT typeof(date) FROM main.tx LIMIT 1"),
+        ["DATE"]
+    );
+    assert_eq!(
+        p.int("SELECT sum(amount * 100)::BIGINT FROM main.tx"),
+        143525
+    );
+    // Provenance: the line each row came from, and the lake file it came from.
+    assert_eq!(
+        p.texts("SELECT \"row_number\"::VARCHAR FROM main.bank ORDER BY \"row_number\""),
+        ["2", "3", "4"]
+    );
+    let hash = blake3::hash(BANK_V1.as_bytes()).to_hex().to_string();
+    assert_eq!(
+        p.int(&format!(
+            "SELECT count(*) FROM main.bank WHERE file_hash = '{hash}'"
+        )),
+        3
+    );
+    assert_eq!(p.lake_files().len(), 1);
+    assert_eq!(
+        std::fs::read(&p.lake_files()[0]).expect("lake"),
+        BANK_V1.as_bytes()
+    );
+    assert_eq!(
+        p.int(&format!(
+            "SELECT count(*) FROM meta.files WHERE file_hash = '{hash}' AND source = 'bank' AND size = {}",
+            BANK_V1.len()
+        )),
+        1
+    );
+    assert_eq!(
+        p.int("SELECT new_rows FROM meta.loads WHERE status = 'loaded'"),
+        3
+    );
+    assert_eq!(p.texts("SELECT status FROM meta.runs"), ["ok"]);
+    // Business keys are readable; the hub knows who brought each key.
+    assert_eq!(
+        p.texts("SELECT business_key || '@' || record_source FROM vault.hub_tx ORDER BY 1"),
+        ["T1@bank", "T2@bank", "T3@bank"]
+    );
+}
+
+#[test]
+fn unchanged_resync_adds_nothing_and_is_reported_as_skipped() {
+    let p = Project::tx();
+    p.file("in/bank/jan.csv", BANK_V1);
+    p.sync().code(0);
+    p.sync().code(0).stdout_has(&["skipped"]);
+    assert_eq!(p.int("SELECT count(*) FROM vault.hub_tx"), 3);
+    assert_eq!(p.int("SELECT count(*) FROM main.bank"), 3);
+    assert_eq!(
+        p.int("SELECT count(*) FROM meta.loads WHERE status = 'loaded'"),
+        1
+    );
+    // --force reads it again, and still adds nothing: every row is unchanged.
+    let out = p.run(&["sync", "--force", "--json"]).code(0);
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    let unit = &doc["sources"][0]["units"][0];
+    assert_eq!(unit["status"], "loaded");
+    assert_eq!(unit["counts"]["unchanged_rows"], 3);
+    assert_eq!(unit["counts"]["new_rows"], 0);
+    assert_eq!(p.int("SELECT count(*) FROM main.bank"), 3);
+}
+
+#[test]
+fn changed_file_adds_exactly_the_changed_and_new_rows() {
+    let p = Project::tx();
+    p.file("in/bank/jan.csv", BANK_V1);
+    p.sync().code(0);
+    // T3 corrected, T4 appended, T1 and T2 untouched.
+    p.file(
+        "in/bank/jan.csv",
+        "id,Date,Amount,Memo\nT1,2026-01-01,-4.50,Coffee\nT2,2026-01-02,1500.00,Salary\n\
+         T3,2026-01-03,-62.25,Groceries\nT4,2026-01-04,-9.99,Music\n",
+    );
+    let out = p.run(&["sync", "--json"]).code(0);
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    let counts = &doc["sources"][0]["units"][0]["counts"];
+    assert_eq!(counts["new_rows"], 1);
+    assert_eq!(counts["changed_rows"], 1);
+    assert_eq!(counts["unchanged_rows"], 2);
+    assert_eq!(counts["new_keys"], 1);
+    assert_eq!(p.int("SELECT count(*) FROM vault.hub_tx"), 4);
+    assert_eq!(p.int("SELECT count(*) FROM main.bank"), 5);
+    // History is kept; the tag view shows the latest version.
+    assert_eq!(
+        p.texts("SELECT amount::VARCHAR FROM main.bank WHERE id = 'T3' ORDER BY load_ts"),
+        ["-60.25", "-62.25"]
+    );
+    assert_eq!(
+        p.texts("SELECT amount::VARCHAR FROM main.tx WHERE hk IN (SELECT hk FROM vault.hub_tx WHERE business_key = 'T3')"),
+        ["-62.25"]
+    );
+    assert_eq!(p.int("SELECT count(*) FROM main.tx"), 4);
+}
+
+#[test]
+fn new_column_creates_a_new_satellite_and_keeps_the_hub() {
+    let p = Project::tx();
+    p.file("in/bank/jan.csv", BANK_V1);
+    p.sync().code(0);
+    p.file(
+        "in/bank/feb.csv",
+        "id,Date,Amount,Memo,Category\nT4,2026-02-01,-3.20,Bus,transport\nT1,2026-01-01,-4.50,Coffee,food\n",
+    );
+    p.sync().code(0);
+    let sats = p.satellites("bank");
+    assert_eq!(sats.len(), 2, "{sats:?}");
+    assert_eq!(p.int(&format!("SELECT count(*) FROM vault.{}", sats[0])), 3);
+    assert_eq!(p.int(&format!("SELECT count(*) FROM vault.{}", sats[1])), 2);
+    assert_eq!(p.int("SELECT count(*) FROM vault.hub_tx"), 4);
+    // The source view unions every version by name; old rows have no category.
+    assert_eq!(
+        p.int("SELECT count(*) FROM main.bank WHERE \"Category\" IS NULL"),
+        3
+    );
+    assert_eq!(p.int("SELECT count(*) FROM main.bank"), 5);
+    // The tag view still has one row per key.
+    assert_eq!(p.int("SELECT count(*) FROM main.tx"), 4);
+    // The same new shape again loads into the second satellite, not a third.
+    p.file(
+        "in/bank/mar.csv",
+        "id,Date,Amount,Memo,Category\nT5,2026-03-01,-1.00,Gum,food\n",
+    );
+    p.sync().code(0);
+    assert_eq!(p.satellites("bank").len(), 2);
+    let out = p.run(&["schema", "bank", "--diff"]).code(0);
+    assert!(out.stdout.contains("+ Category text"), "{}", out.stdout);
+}
+
+#[test]
+fn retyped_column_creates_a_new_satellite() {
+    let p = Project::tx();
+    p.file("in/bank/jan.csv", BANK_V1);
+    p.sync().code(0);
+    p.file(
+        "in/bank/feb.csv",
+        "id,Date,Amount,Memo,Qty\nT9,2026-02-01,1.00,x,3\n",
+    );
+    p.sync().code(0);
+    p.file(
+        "sources/bank.toml",
+        format!(
+            "{}\n[columns]\n\"Qty\" = \"integer\"\n",
+            crate::common::BANK_SOURCE
+        ),
+    );
+    p.file(
+        "in/bank/mar.csv",
+        "id,Date,Amount,Memo,Qty\nT10,2026-03-01,1.00,x,4\n",
+    );
+    p.sync().code(0);
+    let sats = p.satellites("bank");
+    assert_eq!(sats.len(), 3, "{sats:?}");
+    assert_eq!(
+        p.texts(&format!(
+            "SELECT data_type FROM information_schema.columns WHERE table_name = '{}' AND column_name = 'Qty'",
+            sats[2]
+        )),
+        ["BIGINT"]
+    );
+}
+
+#[test]
+fn dropped_tag_field_fails_check_and_sync_and_writes_nothing() {
+    let p = Project::tx();
+    p.file(
+        "in/bank/jan.csv",
+        "id,Date,Amnt,Memo\nT1,2026-01-01,-4.50,Coffee\n",
+    );
+    p.run(&["check"]).code(1).stdout_has(&[
+        "bank",
+        "tag `tx` field `amount`",
+        "`Amount`",
+        "closest column: `Amnt`",
+    ]);
+    p.sync().code(1).stderr_has(&[
+        "source `bank`",
+        "`Amount` is missing",
+        "in/bank/jan.csv",
+        "closest column: `Amnt`",
+    ]);
+    assert_eq!(p.int("SELECT count(*) FROM vault.hub_tx"), 0);
+    assert_eq!(p.int("SELECT count(*) FROM meta.satellites"), 0);
+    assert_eq!(
+        p.int("SELECT count(*) FROM meta.loads WHERE status = 'loaded'"),
+        0
+    );
+}
+
+#[test]
+fn a_source_that_loses_a_field_in_one_file_loads_none_of_its_files() {
+    let p = Project::tx();
+    p.file("in/bank/a.csv", BANK_V1);
+    p.file("in/bank/b.csv", "id,Date,Memo\nT7,2026-01-09,x\n");
+    p.sync().code(1);
+    assert_eq!(p.int("SELECT count(*) FROM vault.hub_tx"), 0);
+}
+
+#[test]
+fn overlapping_exports_add_only_the_rows_not_seen() {
+    let p = Project::tx();
+    let rows: Vec<String> = (1..=15)
+        .map(|i| format!("2026-01-{i:02},-{i}.00,shop {i}"))
+        .collect();
+    let export =
+        |from: usize, to: usize| format!("Date,Amount,Memo\n{}\n", rows[from..to].join("\n"));
+    p.file("in/card/export-1.csv", export(0, 10));
+    p.sync().code(0);
+    assert_eq!(p.int("SELECT count(*) FROM main.card"), 10);
+    p.file("in/card/export-2.csv", export(5, 15));
+    let out = p.run(&["sync", "--json"]).code(0);
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    let card = doc["sources"]
+        .as_array()
+        .expect("sources")
+        .iter()
+        .find(|s| s["source"] == "card")
+        .expect("card report");
+    let units = card["units"].as_array().expect("units").clone();
+    let loaded: Vec<_> = units.iter().filter(|u| u["status"] == "loaded").collect();
+    assert_eq!(loaded.len(), 1);
+    assert_eq!(loaded[0]["counts"]["new_rows"], 5);
+    assert_eq!(loaded[0]["counts"]["unchanged_rows"], 5);
+    assert_eq!(p.int("SELECT count(*) FROM main.card"), 15);
+    assert_eq!(p.int("SELECT count(*) FROM vault.hub_tx"), 15);
+}
+
+#[test]
+fn identical_rows_under_a_content_key_stay_two_rows() {
+    let p = Project::tx();
+    let file = "Date,Amount,Memo\n2026-01-05,-3.10,Coffee\n2026-01-05,-3.10,Coffee\n2026-01-05,-3.1,Coffee\n";
+    p.file("in/card/jan.csv", file);
+    p.sync().code(0);
+    // `-3.10` and `-3.1` are the same decimal, so all three are identical purchases.
+    assert_eq!(p.int("SELECT count(*) FROM vault.hub_tx"), 3);
+    assert_eq!(p.int("SELECT count(*) FROM main.tx"), 3);
+    assert_eq!(
+        p.int("SELECT count(DISTINCT hashdiff) FROM main.card"),
+        1,
+        "one payload, three occurrences"
+    );
+    // The same export again, under another name, adds nothing.
+    p.file("in/card/jan-copy.csv", file.replace("-3.1,", "-3.10,"));
+    p.sync().code(0);
+    assert_eq!(p.int("SELECT count(*) FROM main.card"), 3);
+    // A fourth identical purchase in a later export is a new row.
+    p.file(
+        "in/card/feb.csv",
+        format!("{file}2026-01-05,-3.10,Coffee\n"),
+    );
+    p.sync().code(0);
+    assert_eq!(p.int("SELECT count(*) FROM main.card"), 4);
+}
+
+#[test]
+fn malformed_csv_fails_only_its_own_unit() {
+    let p = Project::tx();
+    p.file("in/bank/good.csv", BANK_V1);
+    p.file(
+        "in/bank/ragged.csv",
+        "id,Date,Amount,Memo\nT8,2026-01-08,-1.00,ok\nT9,2026-01-09,-2.00,too,many\n",
+    );
+    p.file(
+        "in/card/c.csv",
+        "Date,Amount,Memo\n2026-01-05,-3.10,Coffee\n",
+    );
+    p.sync().code(3).stderr_has(&[
+        "source `bank`",
+        "in/bank/ragged.csv",
+        "line 3",
+        "expected 4 fields",
+    ]);
+    // The good file and the other source loaded; nothing of the ragged file did.
+    assert_eq!(p.int("SELECT count(*) FROM main.bank"), 3);
+    assert_eq!(p.int("SELECT count(*) FROM main.card"), 1);
+    assert_eq!(
+        p.int("SELECT count(*) FROM vault.hub_tx WHERE business_key = 'T8'"),
+        0
+    );
+    assert_eq!(
+        p.texts("SELECT status FROM meta.loads WHERE path LIKE '%ragged%'"),
+        ["failed"]
+    );
+    // A failed unit is tried again on the next sync (it was never loaded).
+    p.file(
+        "in/bank/ragged.csv",
+        "id,Date,Amount,Memo\nT8,2026-01-08,-1.00,ok\n",
+    );
+    p.sync().code(0);
+    assert_eq!(p.int("SELECT count(*) FROM main.bank"), 4);
+}
+
+#[test]
+fn bad_value_rejects_the_unit_naming_file_line_column_and_value() {
+    let p = Project::tx();
+    p.file("in/bank/good.csv", BANK_V1);
+    let mut big = String::from("id,Date,Amount,Memo\n");
+    // Far past the first batch, so earlier batches were already staged when it fails.
+    for i in 0..20_000 {
+        big.push_str(&format!("B{i},2026-01-01,1.00,x\n"));
+    }
+    big.push_str("BX,2026-01-01,12 EUR,x\n");
+    p.file("in/bank/bad.csv", &big);
+    p.sync().code(1).stderr_has(&[
+        "source `bank`",
+        "in/bank/bad.csv",
+        "line 20002",
+        "column `Amount`",
+        "\"12 EUR\"",
+    ]);
+    assert_eq!(p.int("SELECT count(*) FROM main.bank"), 3);
+    assert_eq!(p.int("SELECT count(*) FROM vault.hub_tx"), 3);
+    assert_eq!(
+        p.texts("SELECT status FROM meta.loads WHERE path LIKE '%bad.csv'"),
+        ["rejected"]
+    );
+    assert_eq!(
+        p.int("SELECT rejected_rows FROM meta.loads WHERE path LIKE '%bad.csv'"),
+        20_001
+    );
+}
+
+#[test]
+fn empty_required_value_rejects_the_unit() {
+    let p = Project::tx();
+    p.file("in/bank/a.csv", "id,Date,Amount,Memo\nT1,,1.00,x\n");
+    p.sync()
+        .code(1)
+        .stderr_has(&["line 2", "column `Date`", "requires a value"]);
+    assert_eq!(p.int("SELECT count(*) FROM vault.hub_tx"), 0);
+}
+
+#[test]
+fn dry_run_writes_nothing() {
+    let p = Project::tx();
+    p.file("in/bank/jan.csv", BANK_V1);
+    p.run(&["sync", "--dry-run"])
+        .code(0)
+        .stdout_has(&["would_load", "in/bank/jan.csv"]);
+    assert!(!p.path("ingestor.duckdb").exists());
+    assert!(p.lake_files().is_empty());
+    p.sync().code(0);
+    p.file(
+        "in/bank/feb.csv",
+        "id,Date,Amount,Memo\nT9,2026-02-01,1.00,x\n",
+    );
+    p.run(&["sync", "--dry-run"])
+        .code(0)
+        .stdout_has(&["skipped", "would_load"]);
+    assert_eq!(p.int("SELECT count(*) FROM main.bank"), 3);
+    assert_eq!(p.lake_files().len(), 1);
+}
+
+#[test]
+fn quiet_pipes_get_no_progress_output() {
+    let p = Project::tx();
+    p.file("in/bank/jan.csv", BANK_V1);
+    let out = p.sync().code(0);
+    assert_eq!(
+        out.stderr, "",
+        "a successful sync into a pipe prints no diagnostics"
+    );
+}
+
+#[test]
+fn european_csv_in_windows_1252_with_preamble() {
+    let p = Project::new();
+    p.file("tags/tx.toml", crate::common::TX_TAG);
+    p.file(
+        "sources/giro.toml",
+        r#"tags = ["tx"]
+primary_key = ["Ref"]
+[fields]
+date = "Buchungstag"
+amount = "Betrag"
+memo = "Text"
+[reader]
+type = "csv"
+path = "in/giro.csv"
+skip_rows = 2
+encoding = "windows-1252"
+decimal_separator = ","
+thousands_separator = "."
+date_format = "%d.%m.%Y"
+"#,
+    );
+    let text =
+        "Konto;123\r\n\r\nBuchungstag;Betrag;Text;Ref\r\n31.01.2026;-1.234,50;Miete Weiß;R1\r\n\
+                01.02.2026;\"12,00\";\"Bäcker; Brötchen\";R2\r\n";
+    p.file("in/giro.csv", encoding_rs::WINDOWS_1252.encode(text).0);
+    p.sync().code(0);
+    assert_eq!(
+        p.texts("SELECT strftime(date, '%Y-%m-%d') || ' ' || amount::VARCHAR || ' ' || memo FROM main.tx ORDER BY date"),
+        ["2026-01-31 -1234.50 Miete Weiß", "2026-02-01 12.00 Bäcker; Brötchen"]
+    );
+    assert_eq!(
+        p.texts("SELECT \"row_number\"::VARCHAR FROM main.giro ORDER BY 1"),
+        ["4", "5"]
+    );
+}

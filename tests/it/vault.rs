@@ -1,0 +1,78 @@
+//! The vault's recipe and keys, checked against the specification.
+
+use crate::common::Project;
+
+fn encode(values: &[&str]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for v in values {
+        out.push(1u8);
+        out.extend((v.len() as u32).to_le_bytes());
+        out.extend(v.as_bytes());
+    }
+    out
+}
+
+#[test]
+fn hub_keys_and_hashdiffs_follow_recipe_v1() {
+    let p = Project::tx();
+    p.file(
+        "sources/bank.toml",
+        crate::common::BANK_SOURCE.replace(
+            "tags = [\"tx\"]",
+            "tags = [\"tx\"]\nkey_namespace = \"giro\"\nkey_case = \"upper\"",
+        ),
+    );
+    p.file(
+        "in/bank/a.csv",
+        "id,Date,Amount,Memo\n  t-1 ,2026-01-01,-4.50,Coffee\n",
+    );
+    p.sync().code(0);
+    let hk = blake3::hash(&encode(&["giro", "T-1"])).to_hex()[..32].to_string();
+    assert_eq!(p.texts("SELECT hk FROM vault.hub_tx"), [hk]);
+    assert_eq!(p.texts("SELECT key_namespace FROM vault.hub_tx"), ["giro"]);
+    // hashdiff: payload in satellite column order, canonical text (trimmed, decimal
+    // without trailing zeros, ISO date).
+    let diff =
+        blake3::hash(&encode(&["t-1", "2026-01-01", "-4.5", "Coffee"])).to_hex()[..32].to_string();
+    assert_eq!(p.texts("SELECT hashdiff FROM main.bank"), [diff]);
+    assert_eq!(
+        p.texts("SELECT value FROM meta.vault WHERE key IN ('hash_recipe', 'hash_algorithm', 'key_format') ORDER BY key"),
+        ["blake3", "v1", "hex32"]
+    );
+}
+
+#[test]
+fn two_tags_fill_two_hubs_with_the_same_keys() {
+    let p = Project::tx();
+    p.file(
+        "tags/spend.toml",
+        "[fields]\namount = { type = \"decimal\" }\n",
+    );
+    p.file(
+        "sources/bank.toml",
+        crate::common::BANK_SOURCE.replace("tags = [\"tx\"]", "tags = [\"tx\", \"spend\"]"),
+    );
+    p.file(
+        "in/bank/a.csv",
+        "id,Date,Amount,Memo\nT1,2026-01-01,-4.50,Coffee\nT2,2026-01-02,3.00,x\n",
+    );
+    p.sync().code(0);
+    assert_eq!(p.int("SELECT count(*) FROM vault.hub_tx"), 2);
+    assert_eq!(p.int("SELECT count(*) FROM vault.hub_spend"), 2);
+    assert_eq!(
+        p.int("SELECT count(*) FROM vault.hub_tx JOIN vault.hub_spend USING (hk)"),
+        2
+    );
+    assert_eq!(p.int("SELECT count(*) FROM main.spend"), 2);
+}
+
+#[test]
+fn tag_views_exist_before_any_load() {
+    let p = Project::tx();
+    p.sync().code(0).stdout_has(&["no inputs"]);
+    assert_eq!(p.int("SELECT count(*) FROM main.tx"), 0);
+    assert_eq!(
+        p.texts("SELECT column_name FROM information_schema.columns WHERE table_name = 'tx' ORDER BY ordinal_position"),
+        ["hk", "date", "amount", "memo", "record_source", "load_ts"]
+    );
+}
