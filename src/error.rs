@@ -37,12 +37,12 @@ pub enum DefError {
 }
 
 /// The input broke the promise its tags make: a field is missing, or a value is null or of
-/// the wrong type. Nothing of the input unit is written.
+/// the wrong type. Nothing of the input unit is written. Messages leave the source out:
+/// commands put it in front.
 #[derive(Debug, thiserror::Error)]
 pub enum ContractError {
-    #[error("source `{source_id}`: {what} `{field}` is missing from `{file}`{hint}")]
+    #[error("{what} `{field}` is missing from `{file}`{hint}")]
     MissingField {
-        source_id: String,
         /// "tag `transactions` field" or "primary key column"
         what: String,
         field: String,
@@ -50,9 +50,8 @@ pub enum ContractError {
         /// ", closest column: `X`" when one looks like a rename
         hint: String,
     },
-    #[error("source `{source_id}`: `{file}` line {line}, column `{column}`: {message}")]
+    #[error("`{file}` line {line}, column `{column}`: {message}")]
     BadValue {
-        source_id: String,
         file: String,
         line: u64,
         column: String,

@@ -60,7 +60,6 @@ impl Contract {
         for req in &required {
             if !input_columns.contains(&req.column) {
                 return Err(ContractError::MissingField {
-                    source_id: source.id.clone(),
                     what: format!("tag `{}` field `{}`, column", req.tag, req.field),
                     field: req.column.clone(),
                     file: file.to_string(),
@@ -73,7 +72,6 @@ impl Contract {
             .find(|c| VAULT_COLUMNS.contains(&c.as_str()))
         {
             return Err(ContractError::BadValue {
-                source_id: source.id.clone(),
                 file: file.to_string(),
                 line: 1,
                 column: clash.clone(),
@@ -105,7 +103,6 @@ impl Contract {
                         Some(i) => idx.push(i),
                         None => {
                             return Err(ContractError::MissingField {
-                                source_id: source.id.clone(),
                                 what: "primary key column".into(),
                                 field: col.clone(),
                                 file: file.to_string(),
@@ -144,7 +141,6 @@ impl Contract {
     /// tag forbids it, or does not parse as its type, fails the whole input unit.
     pub fn cast(
         &self,
-        source: &str,
         file: &str,
         batch: &InputBatch,
         format: &ValueFormat,
@@ -155,7 +151,6 @@ impl Contract {
             let must_have = col.field.as_ref().is_some_and(|f| !f.nullable)
                 || self.key.as_ref().is_some_and(|k| k.contains(&i));
             let bad = |row: usize, message: String| ContractError::BadValue {
-                source_id: source.to_string(),
                 file: file.to_string(),
                 line: batch.rows[row] as u64,
                 column: col.name.clone(),
@@ -178,7 +173,6 @@ impl Contract {
             arrays.push(array);
         }
         RecordBatch::try_new(self.schema.clone(), arrays).map_err(|e| ContractError::BadValue {
-            source_id: source.to_string(),
             file: file.to_string(),
             line: batch.rows.first().copied().unwrap_or(0) as u64,
             column: String::new(),
@@ -188,17 +182,24 @@ impl Contract {
 }
 
 /// ", closest column: `X`" when an input column looks like a rename of `wanted`.
+/// Close means a small edit distance, or one name containing the other (an export that
+/// drops or adds a unit, like `Betrag (EUR)` becoming `Betrag`).
 fn hint(wanted: &str, columns: &[String]) -> String {
     let w = wanted.to_lowercase();
+    let close = |c: &str| {
+        let c = c.to_lowercase();
+        let d = edit_distance(&w, &c);
+        let contained =
+            c.chars().count() >= 3 && w.chars().count() >= 3 && (c.contains(&w) || w.contains(&c));
+        (d <= (wanted.chars().count() / 3).max(2) || contained).then_some(d)
+    };
     let best = columns
         .iter()
-        .map(|c| (edit_distance(&w, &c.to_lowercase()), c))
+        .filter_map(|c| close(c).map(|d| (d, c)))
         .min_by_key(|(d, _)| *d);
     match best {
-        Some((d, c)) if d <= (wanted.chars().count() / 3).max(2) => {
-            format!(" (closest column: `{c}`, renamed?)")
-        }
-        _ => format!(" (columns: {})", columns.join(", ")),
+        Some((_, c)) => format!(" (closest column: `{c}`, renamed?)"),
+        None => format!(" (columns: {})", columns.join(", ")),
     }
 }
 
@@ -411,6 +412,7 @@ mod tests {
     fn rename_hint_finds_close_columns_only() {
         let cols = vec!["Booking Date".to_string(), "Amount".to_string()];
         assert!(hint("Bookng Date", &cols).contains("closest column: `Booking Date`"));
+        assert!(hint("Amount (EUR)", &cols).contains("closest column: `Amount`"));
         assert!(!hint("Currency", &cols).contains("closest"));
     }
 }

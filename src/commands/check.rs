@@ -1,5 +1,6 @@
 //! `ingestor check`: every source's inputs against its tags, reading only their headers.
 
+use anyhow::Context;
 use serde::Serialize;
 
 use crate::cli::{CheckArgs, CheckFormat, Cli};
@@ -26,7 +27,7 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> anyhow::Result<i32> {
         let paths = match source.reader.inputs(&project.defs.dir) {
             Ok(p) => p,
             Err(e) => {
-                let e = anyhow::Error::new(e);
+                let e = anyhow::Error::new(e).context(format!("source `{}`", source.id));
                 findings.push(Finding {
                     source: source.id.clone(),
                     path: source.reader.path().to_string(),
@@ -45,7 +46,8 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> anyhow::Result<i32> {
                     Contract::new(&project.defs, source, r.columns(), &name)
                         .map(|_| ())
                         .map_err(anyhow::Error::new)
-                });
+                })
+                .with_context(|| format!("source `{}`", source.id));
             let (ok, error, code) = match result {
                 Ok(()) => (true, None, EXIT_OK),
                 Err(e) => (false, Some(format!("{e:#}")), exit_code(&e)),

@@ -38,10 +38,15 @@ pub fn print_query(conn: &Connection, query: &str, format: SqlFormat) -> anyhow:
     let mut stmt = conn
         .prepare(query)
         .map_err(|e| UsageError(format!("SQL error: {e}")))?;
-    let batches: Vec<RecordBatch> = stmt
+    let arrow = stmt
         .query_arrow([])
-        .map_err(|e| UsageError(format!("SQL error: {e}")))?
-        .collect();
+        .map_err(|e| UsageError(format!("SQL error: {e}")))?;
+    let schema = arrow.get_schema();
+    let mut batches: Vec<RecordBatch> = arrow.collect();
+    if batches.is_empty() {
+        // No rows: still show the columns.
+        batches.push(RecordBatch::new_empty(schema));
+    }
     let text = render(&batches, format)?;
     print!("{text}");
     Ok(())

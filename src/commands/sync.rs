@@ -130,7 +130,8 @@ fn print_human(reports: &[SourceReport]) {
                 ),
                 None => String::new(),
             };
-            println!("{:<16} {:<10} {}  {}", r.source, u.status, u.path, detail);
+            let line = format!("{:<16} {:<10} {}  {detail}", r.source, u.status, u.path);
+            println!("{}", line.trim_end());
         }
     }
 }
@@ -226,21 +227,21 @@ fn sync_source(
             Ok(_) => ready.push(input),
             Err(e) => {
                 let broke_contract = exit_code(&e) == crate::error::EXIT_CONTRACT;
-                report
-                    .units
-                    .push(failed(input.name.clone(), Some(input.hash.clone()), &e));
+                let r = failed(input.name.clone(), Some(input.hash.clone()), &e);
                 if let (Some(c), false) = (conn, plan.dry_run) {
                     let unit = unit_of(run_id, &input);
+                    let counts = LoadCounts::default();
                     let _ = record_load(
                         c,
                         &unit,
                         &source.id,
                         None,
-                        &LoadCounts::default(),
-                        "failed",
-                        Some(&format!("{e:#}")),
+                        &counts,
+                        r.status,
+                        r.error.as_deref(),
                     );
                 }
+                report.units.push(r);
                 if broke_contract {
                     report.error = Some(
                         "nothing of this source was loaded: it breaks its tag contract".into(),
@@ -380,7 +381,7 @@ fn load_unit(
         };
         rows += batch.rows.len() as u64;
         let typed = contract
-            .cast(&source.id, &input.name, &batch, &format)
+            .cast(&input.name, &batch, &format)
             .map_err(|e| (e.into(), rows))?;
         load.append(&typed, &batch.rows)
             .map_err(|e| (e.into(), rows))?;

@@ -214,6 +214,18 @@ fn dropped_tag_field_fails_check_and_sync_and_writes_nothing() {
         p.int("SELECT count(*) FROM meta.loads WHERE status = 'loaded'"),
         0
     );
+    // Reported and recorded alike, the source named once.
+    assert_eq!(
+        p.texts("SELECT DISTINCT status FROM meta.loads"),
+        ["rejected"]
+    );
+    let out = p.sync().code(1);
+    assert!(
+        !out.stderr.contains("source `bank`: source"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.contains("rejected"), "{}", out.stdout);
 }
 
 #[test]
