@@ -439,3 +439,57 @@ date_format = "%d.%m.%Y"
         ["4", "5"]
     );
 }
+
+#[test]
+fn a_killed_sync_leaves_no_trace_and_the_next_one_finishes_the_work() {
+    // Whenever the kill lands (before, during or after a unit's transaction), the next
+    // sync must end in the same vault as one uninterrupted run.
+    let files: Vec<(String, String)> = (0..4)
+        .map(|f| {
+            let mut body = String::from("id,Date,Amount,Memo\n");
+            for i in 0..60_000 {
+                body.push_str(&format!(
+                    "F{f}R{i},2026-01-{:02},{}.{:02},memo {i}\n",
+                    i % 28 + 1,
+                    i % 500,
+                    i % 100
+                ));
+            }
+            (format!("in/bank/part-{f}.csv"), body)
+        })
+        .collect();
+    let setup = || {
+        let p = Project::tx();
+        for (name, body) in &files {
+            p.file(name, body);
+        }
+        p
+    };
+    let fingerprint = |p: &Project| {
+        p.texts(
+            "SELECT (SELECT count(*) FROM vault.hub_tx)::VARCHAR || ' ' || \
+                    (SELECT count(*) FROM main.bank)::VARCHAR || ' ' || \
+                    (SELECT md5(string_agg(hk || hashdiff, ',' ORDER BY hk)) FROM main.bank) || ' ' || \
+                    (SELECT count(*) FROM meta.files)::VARCHAR",
+        )
+    };
+    let reference = setup();
+    reference.sync().code(0);
+    let want = fingerprint(&reference);
+    for delay_ms in [150, 400, 900] {
+        let p = setup();
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ingestor"))
+            .arg("-C")
+            .arg(p.dir.path())
+            .arg("sync")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn");
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill(); // SIGKILL: no cleanup runs
+        let _ = child.wait();
+        p.sync().code(0);
+        assert_eq!(fingerprint(&p), want, "after a kill at {delay_ms} ms");
+    }
+}
