@@ -50,10 +50,11 @@ pub enum ContractError {
         /// ", closest column: `X`" when one looks like a rename
         hint: String,
     },
-    #[error("`{file}` line {line}, column `{column}`: {message}")]
+    #[error("`{file}` {at}, column `{column}`: {message}")]
     BadValue {
         file: String,
-        line: u64,
+        /// `line 17`, or `sheet `January` cell C17`.
+        at: String,
         column: String,
         message: String,
     },
@@ -76,6 +77,13 @@ pub enum ReadError {
     },
     #[error("`{path}`: {message}")]
     Invalid { path: String, message: String },
+    #[error("`{path}` sheet `{sheet}` cell {cell}: {message}")]
+    Cell {
+        path: String,
+        sheet: String,
+        cell: String,
+        message: String,
+    },
     #[error("no input matches `{pattern}`")]
     NoInput { pattern: String },
 }

@@ -53,9 +53,11 @@ impl Contract {
     pub fn new(
         defs: &Definitions,
         source: &Source,
-        input_columns: &[String],
+        input: &Schema,
         file: &str,
     ) -> Result<Contract, ContractError> {
+        let input_columns: Vec<String> = input.fields().iter().map(|f| f.name().clone()).collect();
+        let input_columns = input_columns.as_slice();
         let required = defs.required(source);
         for req in &required {
             if !input_columns.contains(&req.column) {
@@ -73,19 +75,24 @@ impl Contract {
         {
             return Err(ContractError::BadValue {
                 file: file.to_string(),
-                line: 1,
+                at: "header".into(),
                 column: clash.clone(),
                 message: "the column name is reserved for the vault's own columns".into(),
             });
         }
-        let columns: Vec<SatColumn> = input_columns
+        // A tag types its fields; `[columns]` types others; else the reader's type stands
+        // (text for text formats, what every cell allows for spreadsheets).
+        let columns: Vec<SatColumn> = input
+            .fields()
             .iter()
-            .map(|name| {
+            .map(|f| {
+                let name = f.name();
                 let field = required.iter().find(|r| &r.column == name).cloned();
                 let ty = field
                     .as_ref()
                     .map(|f| f.ty)
                     .or_else(|| source.columns.get(name).copied())
+                    .or_else(|| FieldType::from_arrow(f.data_type()))
                     .unwrap_or(FieldType::Text);
                 SatColumn {
                     name: name.clone(),
@@ -152,7 +159,7 @@ impl Contract {
                 || self.key.as_ref().is_some_and(|k| k.contains(&i));
             let bad = |row: usize, message: String| ContractError::BadValue {
                 file: file.to_string(),
-                line: batch.rows[row] as u64,
+                at: batch.place.describe(batch.rows[row], i),
                 column: col.name.clone(),
                 message,
             };
@@ -166,19 +173,38 @@ impl Contract {
                 return Err(bad(row, what.into()));
             }
             let array = match input.data_type() {
+                t if *t == col.ty.arrow() => input.clone(),
                 DataType::Utf8 => parse_column(input.as_string::<i32>(), col.ty, format)
                     .map_err(|(row, msg)| bad(row, msg))?,
-                _ => input.clone(),
+                // A typed value of another type (a spreadsheet number for a decimal field,
+                // a date for a timestamp) goes through its canonical text, so the
+                // conversion is exact and a value that does not fit is named.
+                _ => parse_column(
+                    &canonical_text(input.as_ref()),
+                    col.ty,
+                    &ValueFormat::default(),
+                )
+                .map_err(|(row, msg)| bad(row, msg))?,
             };
             arrays.push(array);
         }
         RecordBatch::try_new(self.schema.clone(), arrays).map_err(|e| ContractError::BadValue {
             file: file.to_string(),
-            line: batch.rows.first().copied().unwrap_or(0) as u64,
+            at: batch
+                .place
+                .describe(batch.rows.first().copied().unwrap_or(0), 0),
             column: String::new(),
             message: e.to_string(),
         })
     }
+}
+
+/// A typed column as the canonical text the hash recipe uses.
+fn canonical_text(array: &dyn Array) -> StringArray {
+    let mut cell = String::new();
+    (0..array.len())
+        .map(|row| crate::vault::hash::canonical_cell(array, row, &mut cell).then(|| cell.clone()))
+        .collect()
 }
 
 /// ", closest column: `X`" when an input column looks like a rename of `wanted`.
@@ -365,6 +391,14 @@ fn parse_timestamp(s: &str, format: &ValueFormat) -> Result<i64, String> {
         if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
             return Ok(t.and_utc().timestamp_micros());
         }
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        // A date alone is its midnight.
+        return Ok(d
+            .and_hms_opt(0, 0, 0)
+            .expect("midnight")
+            .and_utc()
+            .timestamp_micros());
     }
     Err("is not an ISO 8601 timestamp (set `timestamp_format` in the source)".into())
 }

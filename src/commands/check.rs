@@ -43,7 +43,7 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> anyhow::Result<i32> {
             let result = readers::open(&source.reader, &path, &name)
                 .map_err(anyhow::Error::new)
                 .and_then(|r| {
-                    Contract::new(&project.defs, source, r.columns(), &name)
+                    Contract::new(&project.defs, source, &r.schema(), &name)
                         .map(|_| ())
                         .map_err(anyhow::Error::new)
                 })

@@ -338,7 +338,7 @@ fn contract_of(
     Ok(Contract::new(
         &plan.project.defs,
         source,
-        reader.columns(),
+        &reader.schema(),
         name,
     )?)
 }
@@ -360,7 +360,7 @@ fn load_unit(
         .map_err(|e| (e, 0))?;
     let mut reader =
         readers::open(&source.reader, &stored, &input.name).map_err(|e| (e.into(), 0))?;
-    let contract = Contract::new(&plan.project.defs, source, reader.columns(), &input.name)
+    let contract = Contract::new(&plan.project.defs, source, &reader.schema(), &input.name)
         .map_err(|e| (e.into(), 0))?;
     let format = source.reader.value_format();
     let mut load = UnitLoad::begin(

@@ -36,6 +36,20 @@ impl FieldType {
         }
     }
 
+    /// The field type of an Arrow type a reader produces, if it has one.
+    pub fn from_arrow(t: &DataType) -> Option<FieldType> {
+        Some(match t {
+            DataType::Utf8 => FieldType::Text,
+            DataType::Int64 => FieldType::Integer,
+            DataType::Float64 => FieldType::Float,
+            DataType::Boolean => FieldType::Boolean,
+            DataType::Date32 => FieldType::Date,
+            DataType::Timestamp(TimeUnit::Microsecond, None) => FieldType::Timestamp,
+            DataType::Decimal128(p, s) if *s >= 0 => FieldType::Decimal(*p, *s as u8),
+            _ => return None,
+        })
+    }
+
     /// The Arrow type a column of this type is staged as.
     pub fn arrow(&self) -> DataType {
         match self {

@@ -314,6 +314,10 @@ impl InputReader for CsvReader {
         &self.columns
     }
 
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
     fn next_batch(&mut self) -> Result<Option<InputBatch>, ReadError> {
         if self.done {
             return Ok(None);
@@ -366,7 +370,11 @@ impl InputReader for CsvReader {
                 path: self.name.clone(),
                 message: e.to_string(),
             })?;
-        Ok(Some(InputBatch { data, rows }))
+        Ok(Some(InputBatch {
+            data,
+            rows,
+            place: super::Place::Lines,
+        }))
     }
 }
 

@@ -4,13 +4,16 @@
 //! columns in input order, plus the provenance of every row (its line in the file).
 
 pub mod csv;
+pub mod excel;
 
 use std::path::{Path, PathBuf};
 
+use duckdb::arrow::datatypes::SchemaRef;
 use duckdb::arrow::record_batch::RecordBatch;
 use serde::Deserialize;
 
 pub use self::csv::{CsvConfig, CsvReader};
+pub use self::excel::{ExcelConfig, ExcelReader};
 use crate::error::ReadError;
 
 /// Rows per batch: large enough to amortise per-batch work, small enough to bound memory.
@@ -22,6 +25,8 @@ pub const BATCH_ROWS: usize = 16_384;
 pub enum ReaderConfig {
     /// Delimited text files.
     Csv(CsvConfig),
+    /// Spreadsheets: xlsx, xlsm, xlsb, xls, ods.
+    Excel(ExcelConfig),
 }
 
 /// How text values are written in an input, for parsing typed fields.
@@ -53,8 +58,32 @@ impl Default for ValueFormat {
 pub struct InputBatch {
     /// Columns in input order, named as the input names them.
     pub data: RecordBatch,
-    /// Position of each row in the file (line number for text formats).
+    /// Position of each row in the file (line number for text, row number for sheets).
     pub rows: Vec<i64>,
+    /// How to name a place in this batch in messages.
+    pub place: Place,
+}
+
+/// How messages name where a value is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Place {
+    /// `line 17`.
+    Lines,
+    /// `sheet `January` cell C17`: the sheet and each column's letters.
+    Cells { sheet: String, columns: Vec<String> },
+}
+
+impl Place {
+    /// Where the value of `column` (index) in the row at `position` is.
+    pub fn describe(&self, position: i64, column: usize) -> String {
+        match self {
+            Place::Lines => format!("line {position}"),
+            Place::Cells { sheet, columns } => format!(
+                "sheet `{sheet}` cell {}{position}",
+                columns.get(column).map(String::as_str).unwrap_or("?")
+            ),
+        }
+    }
 }
 
 /// A reader of one input unit. Batches are pulled one at a time, so memory stays bounded
@@ -62,6 +91,8 @@ pub struct InputBatch {
 pub trait InputReader {
     /// The input's columns in order, known once the reader is open (header read).
     fn columns(&self) -> &[String];
+    /// Their types: text for text formats; for typed formats, what every cell allows.
+    fn schema(&self) -> SchemaRef;
     /// The next batch, or `None` at the end of the input.
     fn next_batch(&mut self) -> Result<Option<InputBatch>, ReadError>;
 }
@@ -71,6 +102,7 @@ impl ReaderConfig {
     pub fn path(&self) -> &str {
         match self {
             ReaderConfig::Csv(c) => &c.path,
+            ReaderConfig::Excel(c) => &c.path,
         }
     }
 
@@ -78,6 +110,7 @@ impl ReaderConfig {
     fn extensions(&self) -> &'static [&'static str] {
         match self {
             ReaderConfig::Csv(_) => &["csv", "tsv", "txt"],
+            ReaderConfig::Excel(_) => &["xlsx", "xlsm", "xlsb", "xls", "ods"],
         }
     }
 
@@ -85,6 +118,7 @@ impl ReaderConfig {
     pub fn check(&self) -> Result<(), (String, String)> {
         match self {
             ReaderConfig::Csv(c) => c.check(),
+            ReaderConfig::Excel(c) => c.check(),
         }
     }
 
@@ -92,6 +126,7 @@ impl ReaderConfig {
     pub fn value_format(&self) -> ValueFormat {
         match self {
             ReaderConfig::Csv(c) => c.value_format(),
+            ReaderConfig::Excel(c) => c.value_format(),
         }
     }
 
@@ -160,5 +195,6 @@ pub fn open(
 ) -> Result<Box<dyn InputReader>, ReadError> {
     match config {
         ReaderConfig::Csv(c) => Ok(Box::new(CsvReader::open(c, path, name)?)),
+        ReaderConfig::Excel(c) => Ok(Box::new(ExcelReader::open(c, path, name)?)),
     }
 }

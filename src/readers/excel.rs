@@ -1,0 +1,763 @@
+//! Extract stage, spreadsheets: xlsx, xlsm, xlsb, xls and ods through calamine.
+//!
+//! A workbook is one input unit. Column types come from every cell of the column, not a
+//! sample; a column that mixes kinds keeps every value as text rather than losing one.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
+use std::sync::Arc;
+
+use calamine::{open_workbook_from_rs, Data, Ods, Range, Reader, Xls, Xlsb, Xlsx};
+use chrono::{NaiveDate, NaiveDateTime, Timelike};
+use duckdb::arrow::array::{
+    ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, StringBuilder,
+    TimestampMicrosecondBuilder,
+};
+use duckdb::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use duckdb::arrow::record_batch::RecordBatch;
+use serde::Deserialize;
+
+use super::{InputBatch, InputReader, Place, ValueFormat, BATCH_ROWS};
+use crate::error::ReadError;
+
+/// Name of the column that records each row's sheet when `sheets` loads several.
+pub const SHEET_COLUMN: &str = "_sheet";
+
+/// A sheet by position (0 = first) or by name.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum SheetRef {
+    Index(usize),
+    Name(String),
+}
+
+/// Several sheets: `"*"` for all, or a list of names.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum SheetList {
+    All(String),
+    Names(Vec<String>),
+}
+
+/// `[reader] type = "excel"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExcelConfig {
+    /// A file, a folder or a glob, relative to the project.
+    pub path: String,
+    /// One sheet, by name or 0-based position; the first sheet by default.
+    #[serde(default)]
+    pub sheet: Option<SheetRef>,
+    /// Several sheets of the same shape, loaded as one source: `"*"` or a list of names.
+    /// Each row records its sheet in the column `_sheet`.
+    #[serde(default)]
+    pub sheets: Option<SheetList>,
+    /// The header's row number as the spreadsheet shows it (1 = first row); found
+    /// automatically when omitted.
+    #[serde(default)]
+    pub header_row: Option<u32>,
+    /// Only this block of cells, such as `B3:H200`.
+    #[serde(default)]
+    pub range: Option<String>,
+    /// chrono format of dates written as text cells.
+    #[serde(default)]
+    pub date_format: Option<String>,
+    /// chrono format of timestamps written as text cells.
+    #[serde(default)]
+    pub timestamp_format: Option<String>,
+}
+
+impl ExcelConfig {
+    /// Cross-field rules, as (key, what was expected).
+    pub fn check(&self) -> Result<(), (String, String)> {
+        if self.sheet.is_some() && self.sheets.is_some() {
+            return Err((
+                "sheets".into(),
+                "give either `sheet` or `sheets`, not both".into(),
+            ));
+        }
+        if let Some(SheetList::All(s)) = &self.sheets {
+            if s != "*" {
+                return Err((
+                    "sheets".into(),
+                    format!("expected \"*\" or a list of sheet names, got {s:?}"),
+                ));
+            }
+        }
+        if self.header_row == Some(0) {
+            return Err(("header_row".into(), "rows are numbered from 1".into()));
+        }
+        if let Some(r) = &self.range {
+            parse_range(r).map_err(|m| ("range".to_string(), m))?;
+        }
+        Ok(())
+    }
+
+    /// How text cells write dates.
+    pub fn value_format(&self) -> ValueFormat {
+        ValueFormat {
+            date_format: self.date_format.clone(),
+            timestamp_format: self.timestamp_format.clone(),
+            ..ValueFormat::default()
+        }
+    }
+}
+
+/// A cell as 0-based (row, column).
+type Pos = (u32, u32);
+
+/// `B3:H200` as 0-based (top left, bottom right), inclusive.
+fn parse_range(text: &str) -> Result<(Pos, Pos), String> {
+    let bad = || format!("expected a block of cells like `B3:H200`, got `{text}`");
+    let (a, b) = text.split_once(':').ok_or_else(bad)?;
+    let start = parse_cell(a).ok_or_else(bad)?;
+    let end = parse_cell(b).ok_or_else(bad)?;
+    if end.0 < start.0 || end.1 < start.1 {
+        return Err(bad());
+    }
+    Ok((start, end))
+}
+
+/// `C17` as 0-based (row, col).
+fn parse_cell(text: &str) -> Option<Pos> {
+    let text = text.trim().to_ascii_uppercase();
+    let split = text.find(|c: char| c.is_ascii_digit())?;
+    let (letters, digits) = text.split_at(split);
+    if letters.is_empty() || !letters.bytes().all(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    let mut col: u32 = 0;
+    for b in letters.bytes() {
+        col = col.checked_mul(26)?.checked_add(u32::from(b - b'A') + 1)?;
+    }
+    let row: u32 = digits.parse().ok()?;
+    (row >= 1).then(|| (row - 1, col - 1))
+}
+
+/// Column letters of a 0-based column: 0 = A, 27 = AB.
+pub fn column_letters(mut col: u32) -> String {
+    let mut out = Vec::new();
+    loop {
+        out.push(b'A' + (col % 26) as u8);
+        if col < 26 {
+            break;
+        }
+        col = col / 26 - 1;
+    }
+    out.reverse();
+    String::from_utf8(out).expect("ASCII letters")
+}
+
+/// The kind of a column, from all of its cells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Empty,
+    Int,
+    Float,
+    Bool,
+    Date,
+    DateTime,
+    Text,
+}
+
+impl Kind {
+    fn merge(self, other: Kind) -> Kind {
+        use Kind::*;
+        match (self, other) {
+            (a, b) if a == b => a,
+            (Empty, k) | (k, Empty) => k,
+            (Int, Float) | (Float, Int) => Float,
+            (Date, DateTime) | (DateTime, Date) => DateTime,
+            _ => Text,
+        }
+    }
+
+    fn arrow(self) -> DataType {
+        match self {
+            Kind::Int => DataType::Int64,
+            Kind::Float => DataType::Float64,
+            Kind::Bool => DataType::Boolean,
+            Kind::Date => DataType::Date32,
+            Kind::DateTime => DataType::Timestamp(TimeUnit::Microsecond, None),
+            Kind::Empty | Kind::Text => DataType::Utf8,
+        }
+    }
+}
+
+/// A cell reduced to what the reader keeps.
+#[derive(Debug, Clone, PartialEq)]
+enum Cell {
+    Empty,
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Date(NaiveDate),
+    DateTime(NaiveDateTime),
+    Text(String),
+}
+
+impl Cell {
+    fn kind(&self) -> Kind {
+        match self {
+            Cell::Empty => Kind::Empty,
+            Cell::Int(_) => Kind::Int,
+            Cell::Float(_) => Kind::Float,
+            Cell::Bool(_) => Kind::Bool,
+            Cell::Date(_) => Kind::Date,
+            Cell::DateTime(_) => Kind::DateTime,
+            Cell::Text(_) => Kind::Text,
+        }
+    }
+
+    /// The cell as text, for columns that mix kinds.
+    fn text(&self) -> Option<String> {
+        match self {
+            Cell::Empty => None,
+            Cell::Int(i) => Some(i.to_string()),
+            Cell::Float(f) => Some(f.to_string()),
+            Cell::Bool(b) => Some(b.to_string()),
+            Cell::Date(d) => Some(d.format("%Y-%m-%d").to_string()),
+            Cell::DateTime(t) => Some(t.format("%Y-%m-%dT%H:%M:%S%.f").to_string()),
+            Cell::Text(s) => Some(s.clone()),
+        }
+    }
+}
+
+/// A double rounded to the 15 significant digits a spreadsheet keeps.
+fn excel_precision(f: f64) -> f64 {
+    if !f.is_finite() || f == 0.0 {
+        return f;
+    }
+    format!("{f:.14e}").parse().unwrap_or(f)
+}
+
+/// A cell error (`#DIV/0!`) or unreadable value, with where it is.
+type CellResult = Result<Cell, String>;
+
+fn convert(data: &Data) -> CellResult {
+    Ok(match data {
+        Data::Empty => Cell::Empty,
+        Data::Int(i) => Cell::Int(*i),
+        Data::Float(f) => {
+            // Spreadsheets keep 15 significant digits and show no more: a cached formula
+            // result of 4.4000000000000004 is the 4.4 the sheet displays.
+            let f = excel_precision(*f);
+            // Whole numbers are stored as doubles; they are integers here.
+            if f.fract() == 0.0 && f.abs() < 9.0e15 {
+                Cell::Int(f as i64)
+            } else {
+                Cell::Float(f)
+            }
+        }
+        Data::Bool(b) => Cell::Bool(*b),
+        Data::String(s) if s.trim().is_empty() => Cell::Empty,
+        Data::String(s) => Cell::Text(s.clone()),
+        Data::DateTime(dt) if dt.is_duration() => Cell::Text(format!("{}", dt.as_f64())),
+        Data::DateTime(dt) => match dt.as_datetime() {
+            Some(t) if t.num_seconds_from_midnight() == 0 && t.nanosecond() == 0 => {
+                Cell::Date(t.date())
+            }
+            Some(t) => Cell::DateTime(t),
+            None => return Err(format!("date value {} is out of range", dt.as_f64())),
+        },
+        Data::DateTimeIso(s) => {
+            if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+                Cell::Date(d)
+            } else if let Ok(t) = NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f") {
+                Cell::DateTime(t)
+            } else {
+                Cell::Text(s.clone())
+            }
+        }
+        Data::DurationIso(s) => Cell::Text(s.clone()),
+        Data::Error(e) => return Err(format!("error value {e}")),
+    })
+}
+
+/// One sheet's table: header names and rows of cells with their sheet row numbers.
+struct Table {
+    sheet: String,
+    columns: Vec<String>,
+    /// 0-based absolute column of each column, for cell addresses.
+    positions: Vec<u32>,
+    rows: Vec<(u32, Vec<Cell>)>,
+}
+
+/// Reads a workbook's selected sheets into typed batches.
+pub struct ExcelReader {
+    columns: Vec<String>,
+    schema: SchemaRef,
+    batches: VecDeque<InputBatch>,
+}
+
+fn read_error(name: &str, message: String) -> ReadError {
+    ReadError::Invalid {
+        path: name.to_string(),
+        message,
+    }
+}
+
+/// Open the workbook with the reader its original file name calls for.
+fn sheets_of(path: &Path, name: &str) -> Result<Vec<(String, Range<Data>)>, ReadError> {
+    if let Err(source) = File::open(path) {
+        return Err(ReadError::Io {
+            path: name.to_string(),
+            source,
+        });
+    }
+    let ext = Path::new(name)
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    let explain = |e: String| {
+        let lower = e.to_lowercase();
+        let message = if lower.contains("password") || lower.contains("encrypt") {
+            "the workbook is password protected; save an unprotected copy".to_string()
+        } else {
+            format!(
+                "not a readable {} workbook: {e}",
+                if ext.is_empty() { "spreadsheet" } else { &ext }
+            )
+        };
+        read_error(name, message)
+    };
+    fn all<R: Reader<BufReader<File>>>(mut wb: R) -> Result<Vec<(String, Range<Data>)>, String>
+    where
+        R::Error: std::fmt::Display,
+    {
+        let names = wb.sheet_names();
+        let mut out = Vec::with_capacity(names.len());
+        for n in names {
+            let range = wb.worksheet_range(&n).map_err(|e| e.to_string())?;
+            out.push((n, range));
+        }
+        Ok(out)
+    }
+    let open = |kind: &str| -> Result<Vec<(String, Range<Data>)>, String> {
+        let file = File::open(path).map_err(|e| e.to_string())?;
+        let rs = BufReader::new(file);
+        match kind {
+            "xlsx" => open_workbook_from_rs::<Xlsx<_>, _>(rs)
+                .map_err(|e| e.to_string())
+                .and_then(all),
+            "xlsb" => open_workbook_from_rs::<Xlsb<_>, _>(rs)
+                .map_err(|e| e.to_string())
+                .and_then(all),
+            "xls" => open_workbook_from_rs::<Xls<_>, _>(rs)
+                .map_err(|e| e.to_string())
+                .and_then(all),
+            _ => open_workbook_from_rs::<Ods<_>, _>(rs)
+                .map_err(|e| e.to_string())
+                .and_then(all),
+        }
+    };
+    let result = match ext.as_str() {
+        "xlsx" | "xlsm" | "xlam" => open("xlsx"),
+        "xlsb" => open("xlsb"),
+        "xls" | "xla" => open("xls"),
+        "ods" => open("ods"),
+        // No telling ending: try each format.
+        _ => ["xlsx", "xls", "ods", "xlsb"]
+            .iter()
+            .find_map(|k| open(k).ok())
+            .ok_or_else(|| "it is none of xlsx, xls, ods or xlsb".to_string()),
+    };
+    result.map_err(explain)
+}
+
+impl ExcelReader {
+    /// Open `path` (named `name` in messages) and read the selected sheets.
+    pub fn open(config: &ExcelConfig, path: &Path, name: &str) -> Result<Self, ReadError> {
+        let workbook = sheets_of(path, name)?;
+        let names: Vec<&str> = workbook.iter().map(|(n, _)| n.as_str()).collect();
+        let missing = |want: String| {
+            read_error(
+                name,
+                format!("has no sheet {want}; its sheets: {}", names.join(", ")),
+            )
+        };
+        let selected: Vec<usize> = match (&config.sheet, &config.sheets) {
+            (_, Some(SheetList::All(_))) => (0..workbook.len()).collect(),
+            (_, Some(SheetList::Names(list))) => list
+                .iter()
+                .map(|s| {
+                    names
+                        .iter()
+                        .position(|n| n == s)
+                        .ok_or_else(|| missing(format!("`{s}`")))
+                })
+                .collect::<Result<_, _>>()?,
+            (Some(SheetRef::Name(s)), None) => {
+                vec![names
+                    .iter()
+                    .position(|n| n == s)
+                    .ok_or_else(|| missing(format!("`{s}`")))?]
+            }
+            (Some(SheetRef::Index(i)), None) => {
+                if *i >= workbook.len() {
+                    return Err(missing(format!("number {i} (counting from 0)")));
+                }
+                vec![*i]
+            }
+            (None, None) => vec![0],
+        };
+        if selected.is_empty() {
+            return Err(read_error(name, "has no sheets".into()));
+        }
+        let block = config
+            .range
+            .as_deref()
+            .map(parse_range)
+            .transpose()
+            .map_err(|m| read_error(name, m))?;
+        let mut tables = Vec::new();
+        for i in selected {
+            let (sheet, range) = &workbook[i];
+            tables.push(table(name, sheet, range, config.header_row, block)?);
+        }
+        let first = &tables[0];
+        for t in &tables[1..] {
+            if t.columns != first.columns {
+                return Err(read_error(
+                    name,
+                    format!(
+                        "sheet `{}` has columns [{}] but sheet `{}` has [{}]; `sheets` loads sheets of one shape",
+                        t.sheet,
+                        t.columns.join(", "),
+                        first.sheet,
+                        first.columns.join(", ")
+                    ),
+                ));
+            }
+        }
+        let many = config.sheets.is_some();
+        let mut columns = first.columns.clone();
+        if many {
+            columns.push(SHEET_COLUMN.to_string());
+        }
+        // Types from every cell of every selected sheet.
+        let width = first.columns.len();
+        let mut kinds = vec![Kind::Empty; width];
+        for t in &tables {
+            for (_, cells) in &t.rows {
+                for (k, c) in kinds.iter_mut().zip(cells) {
+                    *k = k.merge(c.kind());
+                }
+            }
+        }
+        let mut fields: Vec<Field> = first
+            .columns
+            .iter()
+            .zip(&kinds)
+            .map(|(c, k)| Field::new(c, k.arrow(), true))
+            .collect();
+        if many {
+            fields.push(Field::new(SHEET_COLUMN, DataType::Utf8, false));
+        }
+        let schema = Arc::new(Schema::new(fields));
+        let mut batches = VecDeque::new();
+        for t in &tables {
+            let letters: Vec<String> = t.positions.iter().map(|&p| column_letters(p)).collect();
+            for chunk in t.rows.chunks(BATCH_ROWS) {
+                let mut arrays: Vec<ArrayRef> =
+                    (0..width).map(|c| build(&kinds[c], chunk, c)).collect();
+                if many {
+                    let mut b = StringBuilder::new();
+                    for _ in chunk {
+                        b.append_value(&t.sheet);
+                    }
+                    arrays.push(Arc::new(b.finish()));
+                }
+                let data = RecordBatch::try_new(schema.clone(), arrays)
+                    .map_err(|e| read_error(name, e.to_string()))?;
+                batches.push_back(InputBatch {
+                    data,
+                    rows: chunk.iter().map(|(r, _)| i64::from(*r)).collect(),
+                    place: Place::Cells {
+                        sheet: t.sheet.clone(),
+                        columns: letters.clone(),
+                    },
+                });
+            }
+        }
+        Ok(ExcelReader {
+            columns,
+            schema,
+            batches,
+        })
+    }
+}
+
+/// One column of a chunk of rows as an Arrow array of `kind`.
+fn build(kind: &Kind, rows: &[(u32, Vec<Cell>)], c: usize) -> ArrayRef {
+    let cells = rows.iter().map(|(_, cells)| &cells[c]);
+    match kind {
+        Kind::Int => {
+            let mut b = Int64Builder::with_capacity(rows.len());
+            for cell in cells {
+                match cell {
+                    Cell::Int(i) => b.append_value(*i),
+                    _ => b.append_null(),
+                }
+            }
+            Arc::new(b.finish())
+        }
+        Kind::Float => {
+            let mut b = Float64Builder::with_capacity(rows.len());
+            for cell in cells {
+                match cell {
+                    Cell::Int(i) => b.append_value(*i as f64),
+                    Cell::Float(f) => b.append_value(*f),
+                    _ => b.append_null(),
+                }
+            }
+            Arc::new(b.finish())
+        }
+        Kind::Bool => {
+            let mut b = BooleanBuilder::with_capacity(rows.len());
+            for cell in cells {
+                match cell {
+                    Cell::Bool(v) => b.append_value(*v),
+                    _ => b.append_null(),
+                }
+            }
+            Arc::new(b.finish())
+        }
+        Kind::Date => {
+            let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid epoch");
+            let mut b = Date32Builder::with_capacity(rows.len());
+            for cell in cells {
+                match cell {
+                    Cell::Date(d) => b.append_value((*d - epoch).num_days() as i32),
+                    _ => b.append_null(),
+                }
+            }
+            Arc::new(b.finish())
+        }
+        Kind::DateTime => {
+            let mut b = TimestampMicrosecondBuilder::with_capacity(rows.len());
+            for cell in cells {
+                match cell {
+                    Cell::DateTime(t) => b.append_value(t.and_utc().timestamp_micros()),
+                    Cell::Date(d) => b.append_value(
+                        d.and_hms_opt(0, 0, 0)
+                            .expect("midnight")
+                            .and_utc()
+                            .timestamp_micros(),
+                    ),
+                    _ => b.append_null(),
+                }
+            }
+            Arc::new(b.finish())
+        }
+        Kind::Empty | Kind::Text => {
+            let mut b = StringBuilder::with_capacity(rows.len(), rows.len() * 8);
+            for cell in cells {
+                match cell.text() {
+                    Some(t) => b.append_value(t),
+                    None => b.append_null(),
+                }
+            }
+            Arc::new(b.finish())
+        }
+    }
+}
+
+/// Whether a row looks like a header: at least two cells, at least half of the table's
+/// width filled, and every filled cell text.
+fn looks_like_header(cells: &[&Data], width: usize) -> bool {
+    let filled: Vec<&&Data> = cells.iter().filter(|c| !matches!(c, Data::Empty)).collect();
+    filled.len() >= 2
+        && filled.len() * 2 >= width
+        && filled
+            .iter()
+            .all(|c| matches!(c, Data::String(s) if !s.trim().is_empty()))
+}
+
+/// Find the table of one sheet: its header, columns and data rows.
+fn table(
+    name: &str,
+    sheet: &str,
+    range: &Range<Data>,
+    header_row: Option<u32>,
+    block: Option<(Pos, Pos)>,
+) -> Result<Table, ReadError> {
+    let empty = || read_error(name, format!("sheet `{sheet}` is empty"));
+    let (start, end) = match (range.start(), range.end()) {
+        (Some(s), Some(e)) => (s, e),
+        _ => return Err(empty()),
+    };
+    let (lo, hi) = match block {
+        Some((a, b)) => (
+            (a.0.max(start.0), a.1.max(start.1)),
+            (b.0.min(end.0), b.1.min(end.1)),
+        ),
+        None => (start, end),
+    };
+    if lo.0 > hi.0 || lo.1 > hi.1 {
+        return Err(empty());
+    }
+    let cell = |r: u32, c: u32| range.get_value((r, c)).unwrap_or(&Data::Empty);
+    let is_empty =
+        |d: &Data| matches!(d, Data::Empty) || matches!(d, Data::String(s) if s.trim().is_empty());
+    // Trailing empty rows and columns are not part of the table.
+    let last_row = (lo.0..=hi.0)
+        .rev()
+        .find(|&r| (lo.1..=hi.1).any(|c| !is_empty(cell(r, c))))
+        .ok_or_else(empty)?;
+    let last_col = (lo.1..=hi.1)
+        .rev()
+        .find(|&c| (lo.0..=last_row).any(|r| !is_empty(cell(r, c))))
+        .ok_or_else(empty)?;
+    let width = (last_col - lo.1 + 1) as usize;
+    let header = match header_row {
+        Some(h) => {
+            let r = h - 1;
+            if r < lo.0 || r > last_row {
+                return Err(read_error(
+                    name,
+                    format!("sheet `{sheet}`: `header_row` {h} is outside the table (rows {} to {})", lo.0 + 1, last_row + 1),
+                ));
+            }
+            r
+        }
+        None => (lo.0..=last_row)
+            .find(|&r| {
+                let cells: Vec<&Data> = (lo.1..=last_col).map(|c| cell(r, c)).collect();
+                looks_like_header(&cells, width)
+            })
+            .ok_or_else(|| {
+                read_error(
+                    name,
+                    format!("sheet `{sheet}`: no header row found (a row of column names); set `header_row`"),
+                )
+            })?,
+    };
+    // The table starts at the header's first filled cell (title rows often sit further left).
+    let first_col = (lo.1..=last_col)
+        .find(|&c| !is_empty(cell(header, c)))
+        .unwrap_or(lo.1);
+    let positions: Vec<u32> = (first_col..=last_col).collect();
+    let mut columns: Vec<String> = Vec::with_capacity(positions.len());
+    for &c in &positions {
+        let mut col = match cell(header, c) {
+            Data::Empty => String::new(),
+            d => convert(d)
+                .ok()
+                .and_then(|x| x.text())
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
+        };
+        if col.is_empty() {
+            // Blank or merged header cell: named after where it is.
+            col = format!("column_{}", column_letters(c));
+        }
+        if columns.contains(&col) {
+            let base = col.clone();
+            let mut n = 2;
+            while columns.contains(&col) {
+                col = format!("{base}_{n}");
+                n += 1;
+            }
+        }
+        columns.push(col);
+    }
+    let mut rows = Vec::new();
+    for r in header + 1..=last_row {
+        if positions.iter().all(|&c| is_empty(cell(r, c))) {
+            continue;
+        }
+        let mut cells = Vec::with_capacity(positions.len());
+        for &c in &positions {
+            let converted = convert(cell(r, c)).map_err(|message| ReadError::Cell {
+                path: name.to_string(),
+                sheet: sheet.to_string(),
+                cell: format!("{}{}", column_letters(c), r + 1),
+                message,
+            })?;
+            cells.push(converted);
+        }
+        rows.push((r + 1, cells));
+    }
+    Ok(Table {
+        sheet: sheet.to_string(),
+        columns,
+        positions,
+        rows,
+    })
+}
+
+impl InputReader for ExcelReader {
+    fn columns(&self) -> &[String] {
+        &self.columns
+    }
+
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn next_batch(&mut self) -> Result<Option<InputBatch>, ReadError> {
+        Ok(self.batches.pop_front())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cell_addresses_round_trip() {
+        assert_eq!(parse_cell("C17"), Some((16, 2)));
+        assert_eq!(parse_cell("ab1"), Some((0, 27)));
+        assert_eq!(column_letters(0), "A");
+        assert_eq!(column_letters(25), "Z");
+        assert_eq!(column_letters(26), "AA");
+        assert_eq!(column_letters(27), "AB");
+        assert_eq!(column_letters(701), "ZZ");
+        assert_eq!(column_letters(702), "AAA");
+        assert_eq!(parse_range("B3:H200"), Ok(((2, 1), (199, 7))));
+        assert!(parse_range("H3:B2").is_err());
+        assert!(parse_range("B3").is_err());
+    }
+
+    #[test]
+    fn doubles_keep_what_the_sheet_shows() {
+        assert_ne!(1.1 * 3.0, 3.3);
+        assert_eq!(excel_precision(1.1 * 3.0), 3.3);
+        assert_eq!(excel_precision(0.1 + 0.2), 0.3);
+        assert_eq!(excel_precision(-1234.5678), -1234.5678);
+        assert_eq!(convert(&Data::Float(3.0)), Ok(Cell::Int(3)));
+        assert_eq!(convert(&Data::Float(2.5)), Ok(Cell::Float(2.5)));
+    }
+
+    #[test]
+    fn kinds_merge_to_the_widest_that_keeps_every_value() {
+        assert_eq!(Kind::Int.merge(Kind::Float), Kind::Float);
+        assert_eq!(Kind::Empty.merge(Kind::Date), Kind::Date);
+        assert_eq!(Kind::Date.merge(Kind::DateTime), Kind::DateTime);
+        assert_eq!(Kind::Int.merge(Kind::Text), Kind::Text);
+        assert_eq!(Kind::Bool.merge(Kind::Int), Kind::Text);
+    }
+
+    #[test]
+    fn header_detection_skips_title_rows() {
+        let title = [
+            &Data::String("Card statement".into()),
+            &Data::Empty,
+            &Data::Empty,
+        ];
+        let header = [
+            &Data::String("Date".into()),
+            &Data::String("Amount".into()),
+            &Data::String("Memo".into()),
+        ];
+        let data = [&Data::String("x".into()), &Data::Float(1.0), &Data::Empty];
+        assert!(!looks_like_header(&title, 3));
+        assert!(looks_like_header(&header, 3));
+        assert!(!looks_like_header(&data, 3));
+    }
+}
