@@ -6,6 +6,7 @@ mod common;
 mod compat;
 mod definitions;
 mod examples;
+mod excel;
 mod exit_codes;
 mod sync;
 mod vault;

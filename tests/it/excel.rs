@@ -1,0 +1,241 @@
+//! The excel reader on workbooks written by LibreOffice (tests/fixtures/excel).
+
+use std::path::Path;
+
+use crate::common::Project;
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/excel")
+            .join(name),
+    )
+    .expect("fixture")
+}
+
+/// A project with tag `tx` and source `stmt` reading `in/` with extra reader options.
+fn project(reader_options: &str, extra: &str) -> Project {
+    let p = Project::new();
+    p.file("tags/tx.toml", crate::common::TX_TAG);
+    p.file(
+        "sources/stmt.toml",
+        format!(
+            "tags = [\"tx\"]\n{extra}\n[fields]\ndate = \"Date\"\namount = \"Amount\"\nmemo = \"Description\"\n\
+             [reader]\ntype = \"excel\"\npath = \"in\"\n{reader_options}\n"
+        ),
+    );
+    std::fs::create_dir_all(p.path("in")).expect("mkdir");
+    p
+}
+
+const JANUARY: [&str; 7] = [
+    "2026-01-02 -3.50 Coffee Roasters",
+    "2026-01-03 -4.75 Grocery Store",
+    "2026-01-04 -6.00 Bookshop",
+    "2026-01-05 -7.25 Pharmacy",
+    "2026-01-06 -8.50 Coffee Roasters",
+    "2026-01-07 -9.75 Grocery Store",
+    "2026-01-20 7.00 Refund (formula)",
+];
+
+fn rows(p: &Project) -> Vec<String> {
+    p.texts("SELECT strftime(date, '%Y-%m-%d') || ' ' || amount::VARCHAR || ' ' || memo FROM main.tx ORDER BY date, memo")
+}
+
+#[test]
+fn every_format_reads_the_same_table() {
+    for ext in ["xlsx", "xlsm", "xls", "ods"] {
+        let p = project("", "");
+        p.file(
+            &format!("in/statement.{ext}"),
+            fixture(&format!("statement.{ext}")),
+        );
+        p.sync().code(0);
+        assert_eq!(rows(&p), JANUARY, "{ext}");
+        // The formula's cached result (twice the first amount, negated) is loaded.
+        // Provenance is the sheet row: title, blank row and header above the table.
+        assert_eq!(
+            p.texts("SELECT min(\"row_number\")::VARCHAR || '-' || max(\"row_number\")::VARCHAR FROM main.stmt"),
+            ["4-10"],
+            "{ext}"
+        );
+        // Types from every cell: booleans, a mixed column kept as text, a blank header.
+        let types = p.texts(
+            "SELECT column_name || ':' || data_type FROM information_schema.columns \
+             WHERE table_schema = 'vault' AND table_name LIKE 'sat_stmt%' AND column_name IN ('Paid', 'Ref', 'column_F') \
+             ORDER BY column_name",
+        );
+        assert_eq!(
+            types,
+            ["Paid:BOOLEAN", "Ref:VARCHAR", "column_F:VARCHAR"],
+            "{ext}"
+        );
+        assert_eq!(
+            p.texts("SELECT \"Ref\" FROM main.stmt ORDER BY \"row_number\" LIMIT 3"),
+            ["R-0", "1001", "1002"],
+            "{ext}: a column mixing numbers and text keeps every value"
+        );
+    }
+}
+
+#[test]
+fn the_same_workbook_in_another_format_adds_nothing() {
+    let p = project("", "");
+    p.file("in/a.xlsx", fixture("statement.xlsx"));
+    p.sync().code(0);
+    p.file("in/b.ods", fixture("statement.ods"));
+    p.file("in/c.xls", fixture("statement.xls"));
+    p.sync().code(0);
+    assert_eq!(p.int("SELECT count(*) FROM main.stmt"), 7);
+    assert_eq!(
+        p.int("SELECT count(*) FROM meta.loads WHERE status = 'loaded'"),
+        3
+    );
+}
+
+#[test]
+fn sheets_by_name_index_and_several_at_once() {
+    let p = project("sheet = \"Log\"", "");
+    p.file(
+        "sources/stmt.toml",
+        "tags = [\"log\"]\n[reader]\ntype = \"excel\"\npath = \"in\"\nsheet = 2\n",
+    );
+    p.file(
+        "tags/log.toml",
+        "[fields]\nStarted = { type = \"timestamp\" }\nWeight = { type = \"decimal(6,1)\" }\n",
+    );
+    p.file("in/statement.xlsx", fixture("statement.xlsx"));
+    p.sync().code(0);
+    assert_eq!(
+        p.texts("SELECT strftime(\"Started\", '%Y-%m-%d %H:%M:%S') || ' ' || \"Reps\"::VARCHAR || ' ' || \"Weight\"::VARCHAR FROM main.stmt ORDER BY 1"),
+        ["2026-01-05 07:10:00 8 60.0", "2026-01-07 07:12:30 8 62.5", "2026-01-09 07:11:00 10 45.0"]
+    );
+    assert_eq!(
+        p.texts("SELECT data_type FROM information_schema.columns WHERE table_schema = 'vault' AND column_name = 'Reps'"),
+        ["BIGINT"]
+    );
+
+    let p = project("sheets = [\"January\", \"February\"]", "");
+    p.file("in/statement.xlsx", fixture("statement.xlsx"));
+    p.sync().code(0);
+    assert_eq!(
+        p.texts("SELECT _sheet || ':' || count(*)::VARCHAR FROM main.stmt GROUP BY _sheet ORDER BY _sheet"),
+        ["February:4", "January:7"]
+    );
+
+    // "*" takes every sheet, and the Log sheet has another shape.
+    let p = project("sheets = \"*\"", "");
+    p.file("in/statement.xlsx", fixture("statement.xlsx"));
+    p.sync()
+        .code(3)
+        .stderr_has(&["sheet `Log` has columns", "one shape"]);
+
+    let p = project("sheet = \"March\"", "");
+    p.file("in/statement.xlsx", fixture("statement.xlsx"));
+    p.sync()
+        .code(3)
+        .stderr_has(&["no sheet `March`", "January, February, Log"]);
+}
+
+#[test]
+fn header_row_and_range_can_be_given() {
+    let p = project("header_row = 3\nrange = \"A3:C6\"", "");
+    p.file("in/statement.xlsx", fixture("statement.xlsx"));
+    p.sync().code(0);
+    assert_eq!(rows(&p), JANUARY[..3]);
+    assert_eq!(
+        p.texts("SELECT column_name FROM information_schema.columns WHERE table_schema = 'vault' AND table_name LIKE 'sat_stmt%' AND ordinal_position > 7 ORDER BY ordinal_position"),
+        ["Date", "Description", "Amount"]
+    );
+    // A header row that is not a table's header is still taken as told.
+    let p = project("header_row = 1", "");
+    p.file("in/statement.xlsx", fixture("statement.xlsx"));
+    p.run(&["check"])
+        .code(1)
+        .stdout_has(&["column `Date` is missing"]);
+}
+
+#[test]
+fn dates_in_the_1904_system() {
+    let p = project("", "");
+    p.file("in/dates1904.xlsx", fixture("dates1904.xlsx"));
+    p.sync().code(0);
+    assert_eq!(rows(&p), JANUARY[..3]);
+}
+
+#[test]
+fn error_cells_are_reported_not_nulled() {
+    let p = project("", "");
+    p.file("in/errors.xlsx", fixture("errors.xlsx"));
+    p.file("in/statement.xlsx", fixture("statement.xlsx"));
+    p.sync()
+        .code(3)
+        .stderr_has(&["in/errors.xlsx", "sheet `January` cell C7", "#DIV/0!"]);
+    // The other workbook still loaded; nothing of the broken one did.
+    assert_eq!(p.int("SELECT count(*) FROM main.stmt"), 7);
+}
+
+#[test]
+fn a_changed_workbook_adds_only_the_changed_rows() {
+    let p = project("", "primary_key = [\"Ref\"]");
+    p.file("in/statement.xlsx", fixture("statement.xlsx"));
+    p.sync().code(0);
+    p.file("in/statement.xlsx", fixture("statement-v2.xlsx"));
+    let out = p.run(&["sync", "--json"]).code(0);
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    let counts = &doc["sources"][0]["units"][0]["counts"];
+    assert_eq!(counts["new_rows"], 1, "{counts}");
+    assert_eq!(counts["changed_rows"], 1, "{counts}");
+    assert_eq!(counts["unchanged_rows"], 6, "{counts}");
+    assert_eq!(
+        p.texts("SELECT amount::VARCHAR FROM main.stmt WHERE \"Ref\" = '1001' ORDER BY load_ts"),
+        ["-4.75", "-5.25"]
+    );
+}
+
+#[test]
+fn a_deleted_tagged_column_fails_check() {
+    let p = project("", "");
+    p.file("in/statement.xlsx", fixture("statement-no-amount.xlsx"));
+    p.run(&["check"]).code(1).stdout_has(&[
+        "tag `tx` field `amount`",
+        "`Amount` is missing",
+        "in/statement.xlsx",
+    ]);
+    p.sync().code(1);
+    assert_eq!(p.int("SELECT count(*) FROM vault.hub_tx"), 0);
+}
+
+#[test]
+fn a_value_that_does_not_cast_names_the_cell() {
+    // `Ref` mixes numbers and text; as a decimal field, `R-0` cannot be one.
+    let p = project("", "");
+    p.file(
+        "sources/stmt.toml",
+        "tags = [\"tx\"]\n[fields]\ndate = \"Date\"\namount = \"Ref\"\nmemo = \"Description\"\n\
+         [reader]\ntype = \"excel\"\npath = \"in\"\n",
+    );
+    p.file("in/statement.xlsx", fixture("statement.xlsx"));
+    p.sync()
+        .code(1)
+        .stderr_has(&["sheet `January` cell E4", "column `Ref`", "\"R-0\""]);
+}
+
+#[test]
+fn protected_truncated_and_foreign_files_fail_their_unit_with_exit_3() {
+    for (name, needle) in [
+        ("protected.xlsx", "password protected"),
+        ("truncated.xlsx", "not a readable xlsx workbook"),
+        ("not-a-workbook.xlsx", "not a readable xlsx workbook"),
+    ] {
+        let p = project("", "");
+        p.file(&format!("in/{name}"), fixture(name));
+        p.file("in/statement.ods", fixture("statement.ods"));
+        p.sync().code(3).stderr_has(&[name, needle]);
+        assert_eq!(
+            p.int("SELECT count(*) FROM main.stmt"),
+            7,
+            "{name}: the good file loads"
+        );
+    }
+}
