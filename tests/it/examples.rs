@@ -15,7 +15,7 @@ fn data_lines(bytes: &[u8], skip: usize) -> i64 {
 fn every_shipped_definition_checks() {
     let p = Project::shipped();
     let out = p.run(&["check"]).code(0);
-    for source in ["bank_giro", "card", "strong_app"] {
+    for source in ["bank_giro", "card", "cash_book", "strong_app"] {
         assert!(
             out.stdout.contains(source),
             "{source} not checked:\n{}",
@@ -38,11 +38,17 @@ fn shipped_samples_load_with_every_row() {
     let workouts = data_lines(&read("workouts/workouts.csv"), 0);
     assert_eq!(p.int("SELECT count(*) FROM main.bank_giro"), bank);
     assert_eq!(p.int("SELECT count(*) FROM main.card"), card);
-    assert_eq!(p.int("SELECT count(*) FROM main.transactions"), bank + card);
+    // The cash book: eight entries in make_fixtures.py, under a two-line title.
+    assert_eq!(p.int("SELECT count(*) FROM main.cash_book"), 8);
+    assert_eq!(p.int("SELECT min(\"row_number\") FROM main.cash_book"), 5);
+    assert_eq!(
+        p.int("SELECT count(*) FROM main.transactions"),
+        bank + card + 8
+    );
     assert_eq!(p.int("SELECT count(*) FROM main.workouts"), workouts);
     assert_eq!(
         p.int("SELECT count(*) FROM vault.hub_transactions"),
-        bank + card
+        bank + card + 8
     );
     // The two identical card purchases are two rows.
     assert_eq!(
