@@ -13,5 +13,6 @@ pub mod plan;
 pub mod readers;
 pub mod run;
 pub mod secrets;
+pub mod timings;
 pub mod validate;
 pub mod vault;

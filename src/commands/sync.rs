@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use duckdb::arrow::record_batch::RecordBatch;
 use duckdb::Connection;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
@@ -14,7 +15,9 @@ use crate::error::{exit_code, EXIT_OK};
 use crate::lake;
 use crate::plan::SyncPlan;
 use crate::readers;
+use crate::timings::Timings;
 use crate::validate::Contract;
+use crate::vault::writer::Stager;
 use crate::vault::writer::{self, already_loaded, record_load};
 use crate::vault::{ddl, LoadCounts, Unit, UnitLoad};
 
@@ -52,6 +55,8 @@ struct RunReport {
 /// Run `sync`.
 pub fn run(cli: &Cli, args: &SyncArgs) -> anyhow::Result<i32> {
     let plan = SyncPlan::new(cli, &args.sources, args.force, args.dry_run)?;
+    let mut timings = Timings::default();
+    let started = std::time::Instant::now();
     let conn = if plan.dry_run {
         db::open_existing(&plan.project.database)?
     } else {
@@ -59,6 +64,7 @@ pub fn run(cli: &Cli, args: &SyncArgs) -> anyhow::Result<i32> {
         ddl::ensure(&conn, &plan.project.defs, &plan.hasher)?;
         Some(conn)
     };
+    timings.add("open vault", started.elapsed());
     let run_id = match (&conn, plan.dry_run) {
         (Some(c), false) => Some(writer::start_run(c, "sync")?),
         _ => None,
@@ -76,7 +82,14 @@ pub fn run(cli: &Cli, args: &SyncArgs) -> anyhow::Result<i32> {
     let mut reports = Vec::new();
     for id in &plan.sources {
         let source = &plan.project.defs.sources[id];
-        let report = sync_source(&plan, source, conn.as_ref(), run_id.unwrap_or(0), &progress);
+        let report = sync_source(
+            &plan,
+            source,
+            conn.as_ref(),
+            run_id.unwrap_or(0),
+            &progress,
+            &mut timings,
+        );
         for unit in &report.units {
             if let Some(e) = &unit.error {
                 progress.suspend(|| eprintln!("error: source `{id}`: {e}"));
@@ -99,6 +112,12 @@ pub fn run(cli: &Cli, args: &SyncArgs) -> anyhow::Result<i32> {
         };
         let failed = count("failed") + count("rejected");
         writer::finish_run(c, run, code, count("loaded"), count("skipped"), failed)?;
+    }
+    if cli.verbose > 0 {
+        for line in timings.lines() {
+            eprintln!("time {line}");
+        }
+        eprintln!("time total: {:.3}s", started.elapsed().as_secs_f64());
     }
     if args.json {
         let doc = RunReport {
@@ -167,6 +186,7 @@ fn sync_source(
     conn: Option<&Connection>,
     run_id: i64,
     progress: &ProgressBar,
+    timings: &mut Timings,
 ) -> SourceReport {
     let project = &plan.project;
     let mut report = SourceReport {
@@ -188,7 +208,9 @@ fn sync_source(
     let mut pending = Vec::new();
     for path in paths {
         let name = project.display(&path);
-        let hashed = lake::hash_file(&path, &name).map_err(anyhow::Error::new);
+        let hashed = timings
+            .time("hash file", || lake::hash_file(&path, &name))
+            .map_err(anyhow::Error::new);
         let (hash, size) = match hashed {
             Ok(h) => h,
             Err(e) => {
@@ -196,10 +218,10 @@ fn sync_source(
                 continue;
             }
         };
-        let loaded = match conn {
+        let loaded = timings.time("skip check", || match conn {
             Some(c) if !plan.force => already_loaded(c, &source.id, &hash),
             _ => Ok(false),
-        };
+        });
         match loaded {
             Ok(true) => report.units.push(UnitReport {
                 path: name,
@@ -223,7 +245,9 @@ fn sync_source(
     // a source that lost a field loads nothing.
     let mut ready = Vec::new();
     for input in pending {
-        match contract_of(plan, source, &input.path, &input.name) {
+        match timings.time("check headers", || {
+            contract_of(plan, source, &input.path, &input.name)
+        }) {
             Ok(_) => ready.push(input),
             Err(e) => {
                 let broke_contract = exit_code(&e) == crate::error::EXIT_CONTRACT;
@@ -280,7 +304,7 @@ fn sync_source(
         progress.set_message(format!("{} {}", source.id, input.name));
         progress.set_position(0);
         let unit = unit_of(run_id, &input);
-        match load_unit(plan, source, conn, &input, unit.clone(), progress) {
+        match load_unit(plan, source, conn, &input, unit.clone(), progress, timings) {
             Ok((satellite, counts)) => report.units.push(UnitReport {
                 path: input.name,
                 file_hash: Some(input.hash),
@@ -344,7 +368,9 @@ fn contract_of(
 }
 
 /// Copy the input into the lake, read it back from there, and load it in one transaction.
-/// On error the transaction is rolled back; the error comes with the rows read so far.
+/// A worker thread reads, casts and hashes while this thread appends to DuckDB; a bounded
+/// channel between them keeps memory flat. On error the transaction is rolled back; the
+/// error comes with the rows read so far.
 fn load_unit(
     plan: &SyncPlan,
     source: &Source,
@@ -352,44 +378,72 @@ fn load_unit(
     input: &Input,
     unit: Unit,
     progress: &ProgressBar,
+    timings: &mut Timings,
 ) -> Result<(String, LoadCounts), (anyhow::Error, u64)> {
-    let stored = plan
-        .project
-        .lake
-        .store(&input.path, &input.hash, &input.name)
+    let stored = timings
+        .time("lake copy", || {
+            plan.project
+                .lake
+                .store(&input.path, &input.hash, &input.name)
+        })
         .map_err(|e| (e, 0))?;
-    let mut reader =
-        readers::open(&source.reader, &stored, &input.name).map_err(|e| (e.into(), 0))?;
+    let mut reader = timings
+        .time("read", || {
+            readers::open(&source.reader, &stored, &input.name)
+        })
+        .map_err(|e| (e.into(), 0))?;
     let contract = Contract::new(&plan.project.defs, source, &reader.schema(), &input.name)
         .map_err(|e| (e.into(), 0))?;
     let format = source.reader.value_format();
-    let mut load = UnitLoad::begin(
-        conn,
-        &plan.project.defs,
-        source,
-        unit,
-        contract.clone(),
-        &plan.hasher,
-    )
-    .map_err(|e| (e.into(), 0))?;
-    let mut rows = 0u64;
-    loop {
-        let batch = match reader.next_batch() {
-            Ok(Some(b)) => b,
-            Ok(None) => break,
-            Err(e) => return Err((e.into(), rows)),
-        };
-        rows += batch.rows.len() as u64;
-        let typed = contract
-            .cast(&input.name, &batch, &format)
-            .map_err(|e| (e.into(), rows))?;
-        load.append(&typed, &batch.rows)
-            .map_err(|e| (e.into(), rows))?;
-        progress.set_position(rows);
-    }
+    let mut stager = Stager::new(source, &contract, &plan.hasher);
+    let mut load = UnitLoad::begin(conn, &plan.project.defs, source, unit, contract.clone())
+        .map_err(|e| (e.into(), 0))?;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<anyhow::Result<RecordBatch>>(4);
+    let (result, rows) = std::thread::scope(|scope| {
+        let worker = scope.spawn(|| {
+            // Owned here, so the channel closes when this thread is done.
+            let tx = tx;
+            let mut spent = Timings::default();
+            let mut read = 0u64;
+            loop {
+                let next = spent.time("read", || reader.next_batch());
+                let staged = match next {
+                    Ok(None) => break,
+                    Err(e) => Err(e.into()),
+                    Ok(Some(batch)) => {
+                        read += batch.rows.len() as u64;
+                        spent
+                            .time("cast", || contract.cast(&input.name, &batch, &format))
+                            .map_err(anyhow::Error::from)
+                            .and_then(|typed| Ok(stager.stage(&typed, &batch.rows)?))
+                    }
+                };
+                let failed = staged.is_err();
+                if tx.send(staged).is_err() || failed {
+                    break;
+                }
+            }
+            (spent, read)
+        });
+        let mut appended = 0u64;
+        let result = rx.iter().try_for_each(|staged| {
+            let staged = staged?;
+            appended += staged.num_rows() as u64;
+            load.append(staged)?;
+            progress.set_position(appended);
+            anyhow::Ok(())
+        });
+        // Dropping the receiver stops a worker that is waiting to send.
+        drop(rx);
+        let (spent, read) = worker.join().expect("the reading thread does not panic");
+        timings.merge(&spent);
+        (result, read)
+    });
+    result.map_err(|e| (e, rows))?;
+    timings.merge(&stager.timings);
     let satellite = load.satellite().to_string();
     let counts = load
-        .commit()
+        .commit(&stager, timings)
         .with_context(|| format!("`{}`", input.name))
         .map_err(|e| (e, rows))?;
     Ok((satellite, counts))

@@ -1,12 +1,10 @@
 //! Extract stage, CSV: delimited text in any of the encodings people's exports use.
 
-use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use duckdb::arrow::array::{ArrayRef, StringBuilder};
 use duckdb::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -167,13 +165,13 @@ impl Lines {
 /// A reader that notes where line breaks are, for `Lines`.
 struct LineCounter<R> {
     inner: R,
-    lines: Rc<RefCell<Lines>>,
+    lines: Arc<Mutex<Lines>>,
 }
 
 impl<R: Read> Read for LineCounter<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        let mut lines = self.lines.borrow_mut();
+        let mut lines = self.lines.lock().expect("line counter lock");
         let base = lines.offset;
         let mut after_cr = lines.after_cr;
         for (i, &b) in buf[..n].iter().enumerate() {
@@ -197,7 +195,7 @@ type Input = LineCounter<BufReader<DecodeReaderBytes<File, Vec<u8>>>>;
 pub struct CsvReader {
     name: String,
     reader: csv::Reader<Input>,
-    lines: Rc<RefCell<Lines>>,
+    lines: Arc<Mutex<Lines>>,
     columns: Vec<String>,
     schema: SchemaRef,
     record: csv::ByteRecord,
@@ -247,7 +245,7 @@ impl CsvReader {
         let quote = one_char("quote", &config.quote)
             .map_err(|(_, m)| invalid(m))?
             .unwrap_or('"') as u8;
-        let lines = Rc::new(RefCell::new(Lines::default()));
+        let lines = Arc::new(Mutex::new(Lines::default()));
         let counted = LineCounter {
             inner: input,
             lines: lines.clone(),
@@ -336,7 +334,8 @@ impl InputReader for CsvReader {
                 break;
             }
             let byte = self.record.position().map_or(0, |p| p.byte());
-            let line = self.line_offset + self.lines.borrow_mut().line_of(byte);
+            let line =
+                self.line_offset + self.lines.lock().expect("line counter lock").line_of(byte);
             // A blank line parses as one empty field: skip it rather than call it ragged.
             if self.record.len() == 1 && self.record[0].is_empty() && self.columns.len() > 1 {
                 continue;
@@ -412,10 +411,11 @@ fn sniff_delimiter(buf: &[u8]) -> u8 {
     }
 }
 
-fn csv_error(name: &str, line_offset: u64, lines: &RefCell<Lines>, err: csv::Error) -> ReadError {
+fn csv_error(name: &str, line_offset: u64, lines: &Mutex<Lines>, err: csv::Error) -> ReadError {
     let line = line_offset
         + lines
-            .borrow_mut()
+            .lock()
+            .expect("line counter lock")
             .line_of(err.position().map_or(0, |p| p.byte()));
     match err.kind() {
         csv::ErrorKind::UnequalLengths {

@@ -88,7 +88,7 @@ impl Place {
 
 /// A reader of one input unit. Batches are pulled one at a time, so memory stays bounded
 /// whatever the size of the input. Errors are typed `ReadError`s that name the place.
-pub trait InputReader {
+pub trait InputReader: Send {
     /// The input's columns in order, known once the reader is open (header read).
     fn columns(&self) -> &[String];
     /// Their types: text for text formats; for typed formats, what every cell allows.

@@ -3,9 +3,7 @@
 //! This module alone builds hash input. Changing anything here orphans every stored key,
 //! so the recipe is versioned, recorded in `meta.vault`, and pinned by golden vectors.
 
-use std::fmt::Write as _;
-
-use chrono::{DateTime, NaiveDate};
+use chrono::{DateTime, Datelike, NaiveDate, Timelike};
 use duckdb::arrow::array::{Array, AsArray};
 use duckdb::arrow::datatypes::{
     DataType, Date32Type, Decimal128Type, Float64Type, Int64Type, TimeUnit,
@@ -55,19 +53,35 @@ impl RecipeHasher {
         }
     }
 
-    /// First 16 bytes of the (keyed) BLAKE3 of `input`, as lowercase hex.
-    pub fn hex(&self, input: &[u8]) -> String {
+    /// First 16 bytes of the (keyed) BLAKE3 of `input`.
+    pub fn hash16(&self, input: &[u8]) -> [u8; 16] {
         let hash = match &self.key {
             None => blake3::hash(input),
             Some(k) => blake3::keyed_hash(k, input),
         };
-        let mut out = String::with_capacity(32);
-        for b in &hash.as_bytes()[..16] {
-            let _ = write!(out, "{b:02x}");
-        }
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&hash.as_bytes()[..16]);
         out
     }
+
+    /// First 16 bytes of the (keyed) BLAKE3 of `input`, as lowercase hex.
+    pub fn hex(&self, input: &[u8]) -> String {
+        let mut out = [0u8; 32];
+        hex16(&self.hash16(input), &mut out);
+        String::from_utf8(out.to_vec()).expect("hex is ASCII")
+    }
 }
+
+/// 16 bytes as 32 lowercase hex digits, without formatting machinery (it runs twice a row).
+pub fn hex16(bytes: &[u8; 16], out: &mut [u8; 32]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (i, b) in bytes.iter().enumerate() {
+        out[2 * i] = DIGITS[usize::from(b >> 4)];
+        out[2 * i + 1] = DIGITS[usize::from(b & 0xf)];
+    }
+}
+
+impl RecipeHasher {}
 
 /// Appends values in the recipe's encoding: no delimiter can collide, NULL differs from "".
 #[derive(Default)]
@@ -96,6 +110,35 @@ impl Encoder {
         }
     }
 
+    /// Append one value given as UTF-8 bytes.
+    pub fn push_bytes(&mut self, value: &[u8]) {
+        self.buf.push(1);
+        self.buf
+            .extend_from_slice(&(value.len() as u32).to_le_bytes());
+        self.buf.extend_from_slice(value);
+    }
+
+    /// Append raw bytes of an encoding made elsewhere (several values at once).
+    pub fn extend(&mut self, encoded: &[u8]) {
+        self.buf.extend_from_slice(encoded);
+    }
+
+    /// Append the canonical text of a cell as one value, written straight into the
+    /// encoding; returns where its text is in `bytes()`, or `None` for NULL.
+    pub fn push_cell(&mut self, array: &dyn Array, row: usize) -> Option<std::ops::Range<usize>> {
+        self.buf.push(1);
+        let len_at = self.buf.len();
+        self.buf.extend_from_slice(&[0; 4]);
+        let start = self.buf.len();
+        if !canonical_into(array, row, &mut self.buf) {
+            self.buf[len_at - 1] = 0;
+            return None;
+        }
+        let len = (self.buf.len() - start) as u32;
+        self.buf[len_at..start].copy_from_slice(&len.to_le_bytes());
+        Some(start..self.buf.len())
+    }
+
     /// The encoded bytes so far.
     pub fn bytes(&self) -> &[u8] {
         &self.buf
@@ -111,74 +154,126 @@ pub fn encode(values: &[Option<&str>]) -> Vec<u8> {
     enc.buf
 }
 
+/// Decimal digits of `v` into `out`.
+fn push_digits(out: &mut Vec<u8>, v: u128) {
+    let mut buf = [0u8; 40];
+    let mut i = buf.len();
+    if let Ok(mut small) = u64::try_from(v) {
+        // u64 division is much cheaper than u128's; nearly every value fits.
+        loop {
+            i -= 1;
+            buf[i] = b'0' + (small % 10) as u8;
+            small /= 10;
+            if small == 0 {
+                break;
+            }
+        }
+    } else {
+        let mut v = v;
+        loop {
+            i -= 1;
+            buf[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// `v` zero-padded to `width` digits.
+fn push_padded(out: &mut Vec<u8>, v: u32, width: usize) {
+    let mut buf = [b'0'; 10];
+    let mut v = v;
+    let mut i = buf.len();
+    while v > 0 && i > 0 {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    let digits = (buf.len() - i).max(width);
+    out.extend_from_slice(&buf[buf.len() - digits..]);
+}
+
 /// Canonical text of a decimal given as unscaled integer and scale: no thousands separator,
 /// `.` as decimal point, trailing zeros (and a bare point) removed, no `-0`.
-pub fn canonical_decimal(unscaled: i128, scale: u32, out: &mut String) {
-    let negative = unscaled < 0;
-    let digits = unscaled.unsigned_abs().to_string();
+pub fn canonical_decimal(unscaled: i128, scale: u32, out: &mut Vec<u8>) {
+    let mut digits = Vec::with_capacity(40);
+    push_digits(&mut digits, unscaled.unsigned_abs());
     let scale = scale as usize;
-    let (int, frac) = if digits.len() > scale {
-        digits.split_at(digits.len() - scale)
-    } else {
-        ("", digits.as_str())
-    };
-    let frac_padded;
-    let frac = if frac.len() < scale {
-        frac_padded = format!("{}{frac}", "0".repeat(scale - frac.len()));
-        frac_padded.as_str()
-    } else {
-        frac
-    };
-    let frac = frac.trim_end_matches('0');
-    let int = if int.is_empty() { "0" } else { int };
-    if negative && unscaled != 0 {
-        out.push('-');
+    if unscaled < 0 {
+        out.push(b'-');
     }
-    out.push_str(int);
-    if !frac.is_empty() {
-        out.push('.');
-        out.push_str(frac);
+    let int_len = digits.len().saturating_sub(scale);
+    if int_len == 0 {
+        out.push(b'0');
+    } else {
+        out.extend_from_slice(&digits[..int_len]);
+    }
+    // The fraction: `scale` digits, left-padded with zeros, trailing zeros dropped.
+    let frac = &digits[int_len..];
+    let pad = scale - frac.len();
+    let kept = frac.iter().rposition(|&d| d != b'0').map_or(0, |p| p + 1);
+    if kept > 0 {
+        out.push(b'.');
+        out.extend(std::iter::repeat_n(b'0', pad));
+        out.extend_from_slice(&frac[..kept]);
     }
 }
 
-/// Canonical text of the cell at `row` into `out`; `false` when the cell is NULL.
+/// `YYYY-MM-DD`.
+fn push_date(out: &mut Vec<u8>, d: NaiveDate) {
+    let year = d.year();
+    if (0..=9999).contains(&year) {
+        push_padded(out, year as u32, 4);
+    } else {
+        out.extend_from_slice(d.format("%Y").to_string().as_bytes());
+    }
+    out.push(b'-');
+    push_padded(out, d.month(), 2);
+    out.push(b'-');
+    push_padded(out, d.day(), 2);
+}
+
+/// Canonical text of the cell at `row` appended to `out`; `false` when the cell is NULL.
 /// Text is trimmed; typed values are written in one form whatever the source wrote.
-pub fn canonical_cell(array: &dyn Array, row: usize, out: &mut String) -> bool {
-    out.clear();
+pub fn canonical_into(array: &dyn Array, row: usize, out: &mut Vec<u8>) -> bool {
     if array.is_null(row) {
         return false;
     }
     match array.data_type() {
-        DataType::Utf8 => out.push_str(array.as_string::<i32>().value(row).trim()),
+        DataType::Utf8 => {
+            out.extend_from_slice(array.as_string::<i32>().value(row).trim().as_bytes())
+        }
         DataType::Int64 => {
-            let _ = write!(out, "{}", array.as_primitive::<Int64Type>().value(row));
+            let v = array.as_primitive::<Int64Type>().value(row);
+            if v < 0 {
+                out.push(b'-');
+            }
+            push_digits(out, u128::from(v.unsigned_abs()));
         }
         DataType::Float64 => {
             let v = array.as_primitive::<Float64Type>().value(row);
             // -0.0 and 0.0 are the same number.
             let v = if v == 0.0 { 0.0 } else { v };
-            let _ = write!(out, "{v}");
+            out.extend_from_slice(v.to_string().as_bytes());
         }
         DataType::Decimal128(_, scale) => canonical_decimal(
             array.as_primitive::<Decimal128Type>().value(row),
             *scale as u32,
             out,
         ),
-        DataType::Boolean => out.push_str(if array.as_boolean().value(row) {
-            "true"
+        DataType::Boolean => out.extend_from_slice(if array.as_boolean().value(row) {
+            b"true"
         } else {
-            "false"
+            b"false"
         }),
         DataType::Date32 => {
             let days = array.as_primitive::<Date32Type>().value(row);
-            let date = NaiveDate::from_num_days_from_ce_opt(days + 719_163);
-            match date {
-                Some(d) => {
-                    let _ = write!(out, "{}", d.format("%Y-%m-%d"));
-                }
-                None => {
-                    let _ = write!(out, "date:{days}");
-                }
+            match NaiveDate::from_num_days_from_ce_opt(days + 719_163) {
+                Some(d) => push_date(out, d),
+                None => out.extend_from_slice(format!("date:{days}").as_bytes()),
             }
         }
         DataType::Timestamp(TimeUnit::Microsecond, None) => {
@@ -187,27 +282,43 @@ pub fn canonical_cell(array: &dyn Array, row: usize, out: &mut String) -> bool {
         }
         other => {
             // Every staged type is listed above; this keeps hashing total if one is added.
-            let _ = write!(out, "{other}:{row}");
+            out.extend_from_slice(format!("{other}:{row}").as_bytes());
         }
     }
     true
 }
 
+/// Canonical text of the cell at `row` into `out` (replacing it); `false` when NULL.
+pub fn canonical_cell(array: &dyn Array, row: usize, out: &mut String) -> bool {
+    let mut bytes = std::mem::take(out).into_bytes();
+    bytes.clear();
+    let present = canonical_into(array, row, &mut bytes);
+    *out = String::from_utf8(bytes).expect("canonical text is UTF-8");
+    present
+}
+
 /// ISO 8601 without offset: `YYYY-MM-DDTHH:MM:SS`, then `.ffffff` with trailing zeros removed.
-pub fn canonical_timestamp(micros: i64, out: &mut String) {
+pub fn canonical_timestamp(micros: i64, out: &mut Vec<u8>) {
     match DateTime::from_timestamp_micros(micros) {
         Some(dt) => {
-            let _ = write!(out, "{}", dt.naive_utc().format("%Y-%m-%dT%H:%M:%S"));
-            let frac = micros.rem_euclid(1_000_000);
+            let t = dt.naive_utc();
+            push_date(out, t.date());
+            out.push(b'T');
+            push_padded(out, t.hour(), 2);
+            out.push(b':');
+            push_padded(out, t.minute(), 2);
+            out.push(b':');
+            push_padded(out, t.second(), 2);
+            let frac = micros.rem_euclid(1_000_000) as u32;
             if frac != 0 {
-                let digits = format!("{frac:06}");
-                out.push('.');
-                out.push_str(digits.trim_end_matches('0'));
+                let mut digits = Vec::with_capacity(6);
+                push_padded(&mut digits, frac, 6);
+                let kept = digits.iter().rposition(|&d| d != b'0').map_or(0, |p| p + 1);
+                out.push(b'.');
+                out.extend_from_slice(&digits[..kept]);
             }
         }
-        None => {
-            let _ = write!(out, "timestamp:{micros}");
-        }
+        None => out.extend_from_slice(format!("timestamp:{micros}").as_bytes()),
     }
 }
 
@@ -227,22 +338,32 @@ mod tests {
             (0, 2, "0"),
             (7, 0, "7"),
             (-120, 1, "-12"),
+            (5, 3, "0.005"),
+            (-1_000_050, 4, "-100.005"),
+            (i128::MAX, 2, "1701411834604692317316873037158841057.27"),
         ];
         for (unscaled, scale, want) in cases {
-            let mut s = String::new();
+            let mut s = Vec::new();
             canonical_decimal(unscaled, scale, &mut s);
-            assert_eq!(s, want, "{unscaled} scale {scale}");
+            assert_eq!(
+                String::from_utf8(s).unwrap(),
+                want,
+                "{unscaled} scale {scale}"
+            );
         }
     }
 
     #[test]
     fn timestamps_drop_trailing_zero_fractions() {
-        let mut s = String::new();
+        let mut s = Vec::new();
         canonical_timestamp(1_700_000_000_000_000, &mut s);
-        assert_eq!(s, "2023-11-14T22:13:20");
+        assert_eq!(s, b"2023-11-14T22:13:20");
         s.clear();
         canonical_timestamp(1_700_000_000_250_000, &mut s);
-        assert_eq!(s, "2023-11-14T22:13:20.25");
+        assert_eq!(s, b"2023-11-14T22:13:20.25");
+        s.clear();
+        canonical_timestamp(-1, &mut s);
+        assert_eq!(s, b"1969-12-31T23:59:59.999999");
     }
 
     /// Golden vectors: computed independently of this code (see tests/golden/README.md).
