@@ -3,7 +3,6 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use duckdb::arrow::record_batch::RecordBatch;
 use duckdb::Connection;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
@@ -11,15 +10,16 @@ use serde::Serialize;
 use crate::cli::{Cli, SyncArgs};
 use crate::db;
 use crate::defs::Source;
-use crate::error::{exit_code, EXIT_OK};
+use crate::error::{exit_code, VaultError, EXIT_OK};
 use crate::lake;
 use crate::plan::SyncPlan;
 use crate::readers;
 use crate::timings::Timings;
 use crate::validate::Contract;
-use crate::vault::writer::Stager;
-use crate::vault::writer::{self, already_loaded, record_load};
+use crate::vault::stager::Latest;
+use crate::vault::writer::{self, loaded_files, record_load, WayChoice};
 use crate::vault::{ddl, LoadCounts, Unit, UnitLoad};
+use crate::vault::{Staged, Stager};
 
 /// The outcome of one input unit.
 #[derive(Debug, Serialize)]
@@ -205,6 +205,10 @@ fn sync_source(
         }
     };
     // Hash every input and keep those this source has not loaded yet.
+    let loaded_before = timings.time("skip check", || match conn {
+        Some(c) if !plan.force => loaded_files(c, &source.id).map_err(anyhow::Error::new),
+        _ => Ok(Default::default()),
+    });
     let mut pending = Vec::new();
     for path in paths {
         let name = project.display(&path);
@@ -218,10 +222,10 @@ fn sync_source(
                 continue;
             }
         };
-        let loaded = timings.time("skip check", || match conn {
-            Some(c) if !plan.force => already_loaded(c, &source.id, &hash),
-            _ => Ok(false),
-        });
+        let loaded = match &loaded_before {
+            Ok(set) => Ok(set.contains(&hash)),
+            Err(e) => Err(VaultError::Refused(format!("{e:#}"))),
+        };
         match loaded {
             Ok(true) => report.units.push(UnitReport {
                 path: name,
@@ -287,6 +291,14 @@ fn sync_source(
             .max(report.exit_code);
         return report;
     }
+    // Rows per byte of this source's earlier loads, to size the units (vault::writer),
+    // and the latest hashdiffs of a satellite, kept from one direct unit to the next.
+    let rows_per_byte = match (conn, plan.dry_run) {
+        (Some(c), false) if !ready.is_empty() => rows_per_byte(c, &source.id),
+        _ => 0.0,
+    };
+    let mut bytes_ahead: u64 = ready.iter().map(|i| i.size).sum();
+    let mut cache: Option<(String, Latest)> = None;
     for input in ready {
         if plan.dry_run {
             report.units.push(UnitReport {
@@ -304,7 +316,39 @@ fn sync_source(
         progress.set_message(format!("{} {}", source.id, input.name));
         progress.set_position(0);
         let unit = unit_of(run_id, &input);
-        match load_unit(plan, source, conn, &input, unit.clone(), progress, timings) {
+        let mut choice = WayChoice {
+            allow_direct: true,
+            cached: cache.as_ref().map(|(sat, _)| sat.clone()),
+            rows_ahead: rows_per_byte * bytes_ahead as f64,
+        };
+        bytes_ahead -= input.size;
+        let mut outcome = load_unit(
+            plan,
+            source,
+            conn,
+            &input,
+            unit.clone(),
+            progress,
+            timings,
+            &choice,
+            &mut cache,
+        );
+        if matches!(&outcome, Err((e, _)) if e.is::<RepeatedKey>()) {
+            // A key came twice: its last row must win, which only the staged way decides.
+            choice.allow_direct = false;
+            outcome = load_unit(
+                plan,
+                source,
+                conn,
+                &input,
+                unit.clone(),
+                progress,
+                timings,
+                &choice,
+                &mut cache,
+            );
+        }
+        match outcome {
             Ok((satellite, counts)) => report.units.push(UnitReport {
                 path: input.name,
                 file_hash: Some(input.hash),
@@ -342,6 +386,20 @@ fn sync_source(
     report
 }
 
+/// Rows per byte of the inputs this source has loaded; 0 when it has loaded none.
+fn rows_per_byte(conn: &Connection, source: &str) -> f64 {
+    conn.query_row(
+        "SELECT sum(l.rows_read) / nullif(sum(f.size), 0) FROM meta.loads l \
+         JOIN meta.files f ON f.file_hash = l.file_hash AND f.source = l.source \
+         WHERE l.source = ? AND l.status = 'loaded'",
+        [source],
+        |r| r.get::<_, Option<f64>>(0),
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(0.0)
+}
+
 fn unit_of(run_id: i64, input: &Input) -> Unit {
     Unit {
         run_id,
@@ -367,10 +425,16 @@ fn contract_of(
     )?)
 }
 
-/// Copy the input into the lake, read it back from there, and load it in one transaction.
-/// A worker thread reads, casts and hashes while this thread appends to DuckDB; a bounded
-/// channel between them keeps memory flat. On error the transaction is rolled back; the
-/// error comes with the rows read so far.
+/// The direct way met a key given twice in one unit; the unit is loaded again, staged.
+#[derive(Debug, thiserror::Error)]
+#[error("a key is given twice in this input")]
+struct RepeatedKey;
+
+/// Copy the input into the lake, read it back from there, and load it in one transaction,
+/// the direct way or the staged way (vault::stager). A worker thread reads, casts and
+/// hashes while this thread appends to DuckDB; a bounded channel between them keeps memory
+/// flat. On error the transaction is rolled back; the error comes with the rows read.
+#[allow(clippy::too_many_arguments)]
 fn load_unit(
     plan: &SyncPlan,
     source: &Source,
@@ -379,6 +443,8 @@ fn load_unit(
     unit: Unit,
     progress: &ProgressBar,
     timings: &mut Timings,
+    choice: &WayChoice,
+    cache: &mut Option<(String, Latest)>,
 ) -> Result<(String, LoadCounts), (anyhow::Error, u64)> {
     let stored = timings
         .time("lake copy", || {
@@ -395,10 +461,27 @@ fn load_unit(
     let contract = Contract::new(&plan.project.defs, source, &reader.schema(), &input.name)
         .map_err(|e| (e.into(), 0))?;
     let format = source.reader.value_format();
-    let mut stager = Stager::new(source, &contract, &plan.hasher);
-    let mut load = UnitLoad::begin(conn, &plan.project.defs, source, unit, contract.clone())
-        .map_err(|e| (e.into(), 0))?;
-    let (tx, rx) = std::sync::mpsc::sync_channel::<anyhow::Result<RecordBatch>>(4);
+    let mut load = UnitLoad::begin(
+        conn,
+        &plan.project.defs,
+        source,
+        unit,
+        contract.clone(),
+        choice,
+    )
+    .map_err(|e| (e.into(), 0))?;
+    // The cached map is taken: if this unit fails, its updates are not the satellite's.
+    let cached = cache.take();
+    let mut stager = if load.is_direct() {
+        let latest = match cached {
+            Some((sat, latest)) if sat == load.satellite() => latest,
+            _ => load.latest().map_err(|e| (e.into(), 0))?,
+        };
+        Stager::direct(source, &contract, &plan.hasher, latest, load.constants())
+    } else {
+        Stager::staged(source, &contract, &plan.hasher)
+    };
+    let (tx, rx) = std::sync::mpsc::sync_channel::<anyhow::Result<Staged>>(4);
     let (result, rows) = std::thread::scope(|scope| {
         let worker = scope.spawn(|| {
             // Owned here, so the channel closes when this thread is done.
@@ -418,7 +501,7 @@ fn load_unit(
                             .and_then(|typed| Ok(stager.stage(&typed, &batch.rows)?))
                     }
                 };
-                let failed = staged.is_err();
+                let failed = matches!(staged, Err(_) | Ok(Staged::Repeat));
                 if tx.send(staged).is_err() || failed {
                     break;
                 }
@@ -428,7 +511,13 @@ fn load_unit(
         let mut appended = 0u64;
         let result = rx.iter().try_for_each(|staged| {
             let staged = staged?;
-            appended += staged.num_rows() as u64;
+            appended += match &staged {
+                Staged::Repeat => return Err(RepeatedKey.into()),
+                Staged::Rows(b) => b.num_rows() as u64,
+                Staged::Direct { satellite, .. } => {
+                    satellite.as_ref().map_or(0, |b| b.num_rows()) as u64
+                }
+            };
             load.append(staged)?;
             progress.set_position(appended);
             anyhow::Ok(())
@@ -446,5 +535,8 @@ fn load_unit(
         .commit(&stager, timings)
         .with_context(|| format!("`{}`", input.name))
         .map_err(|e| (e, rows))?;
+    if let Some(latest) = stager.into_latest() {
+        *cache = Some((satellite.clone(), latest));
+    }
     Ok((satellite, counts))
 }

@@ -1,7 +1,7 @@
 //! Vault stage, DDL: schemas, meta tables, hubs, satellites and the views for people.
 //! Everything here is idempotent.
 
-use duckdb::{params, Connection};
+use duckdb::{params, Connection, OptionalExt};
 use serde::{Deserialize, Serialize};
 
 use super::hash::{RecipeHasher, RECIPE, RECIPE_VERSION};
@@ -94,7 +94,7 @@ fn ensure_inner(
     check_recipe(conn, hasher)?;
     for tag in defs.tags.keys() {
         conn.execute_batch(&format!(
-            "CREATE TABLE IF NOT EXISTS vault.{} (hk VARCHAR NOT NULL, business_key VARCHAR, \
+            "CREATE TABLE IF NOT EXISTS vault.{} (hk UUID NOT NULL, business_key VARCHAR, \
              key_namespace VARCHAR, load_ts TIMESTAMPTZ NOT NULL, record_source VARCHAR NOT NULL, \
              run_id BIGINT NOT NULL)",
             ident(&format!("hub_{tag}"))
@@ -115,7 +115,7 @@ fn check_recipe(conn: &Connection, hasher: &RecipeHasher) -> Result<(), VaultErr
         ("hash_keyed", hasher.is_keyed().to_string()),
         ("hash_key_check", hasher.key_check()),
         ("hash_normalisation", RECIPE.to_string()),
-        ("key_format", "hex32".to_string()),
+        ("key_format", "uuid".to_string()),
         ("storage_version", crate::db::STORAGE_VERSION.to_string()),
     ];
     let mut stmt = conn
@@ -207,11 +207,16 @@ pub fn satellite_for(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<String, VaultError> {
     let fingerprint = contract.fingerprint();
-    let existing = satellites(conn)?
-        .into_iter()
-        .find(|s| s.source == source && s.fingerprint == fingerprint);
-    if let Some(sat) = existing {
-        return Ok(sat.table);
+    let existing: Option<String> = conn
+        .query_row(
+            "SELECT table_name FROM meta.satellites WHERE source = ? AND fingerprint = ?",
+            params![source, fingerprint],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(VaultError::db("cannot read meta.satellites"))?;
+    if let Some(table) = existing {
+        return Ok(table);
     }
     let base = format!("sat_{source}__{}", now.format("%Y%m%dT%H%M%S"));
     let taken: Vec<String> = satellites(conn)?.into_iter().map(|s| s.table).collect();
@@ -222,7 +227,7 @@ pub fn satellite_for(
         n += 1;
     }
     let mut cols = String::from(
-        "hk VARCHAR NOT NULL, load_ts TIMESTAMPTZ NOT NULL, hashdiff VARCHAR NOT NULL, \
+        "hk UUID NOT NULL, load_ts TIMESTAMPTZ NOT NULL, hashdiff UUID NOT NULL, \
          record_source VARCHAR NOT NULL, file_hash VARCHAR NOT NULL, row_number BIGINT, \
          run_id BIGINT NOT NULL",
     );
@@ -284,7 +289,7 @@ pub fn refresh_views(conn: &Connection, defs: &Definitions) -> Result<(), VaultE
                 .map(|(name, def)| format!("NULL::{} AS {}", def.ty.sql(), ident(name)))
                 .collect();
             format!(
-                "SELECT NULL::VARCHAR AS hk, {}, NULL::VARCHAR AS record_source, \
+                "SELECT NULL::UUID AS hk, {}, NULL::VARCHAR AS record_source, \
                  NULL::TIMESTAMPTZ AS load_ts WHERE false",
                 nulls.join(", ")
             )

@@ -15,7 +15,7 @@ pub const RECIPE_VERSION: &str = "v1";
 /// One-line description of the recipe, stored in the vault next to its version.
 pub const RECIPE: &str = "blake3; values trimmed, typed values in canonical text; \
     each value = 1 byte (0 null, 1 value) + u32-le byte length + utf-8 bytes; \
-    first 16 bytes as lowercase hex";
+    first 16 bytes, stored as UUID (the 32 lowercase hex digits, with dashes)";
 
 /// BLAKE3 context for deriving the hashing key from a secret.
 const KEY_CONTEXT: &str = "ingestor 2026 vault hash key v1";

@@ -2,7 +2,9 @@
 
 pub mod ddl;
 pub mod hash;
+pub mod stager;
 pub mod writer;
 
 pub use hash::RecipeHasher;
+pub use stager::{Staged, Stager};
 pub use writer::{LoadCounts, Unit, UnitLoad};

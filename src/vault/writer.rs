@@ -1,29 +1,26 @@
 //! Vault stage, writer: one input unit into hubs and a satellite, in one transaction.
 //!
-//! Two halves. A `Stager` turns typed batches into staged batches (hub key, hashdiff,
-//! readable key, position, payload); it holds no connection, so it can run on another
-//! thread than the `UnitLoad`, which appends staged batches to a temporary table and, at
-//! commit, moves them with set-based SQL into the hubs and the satellite.
+//! The `UnitLoad` holds the transaction and the appenders; a `Stager` (stager.rs) feeds it
+//! from another thread. The direct way appends rows straight into the satellite and new
+//! keys into a small temporary table for the hubs; the staged way appends every row to a
+//! temporary table and lets SQL pick the rows at commit.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::collections::HashSet;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use duckdb::arrow::array::{ArrayRef, Int64Array, StringBuilder};
-use duckdb::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use duckdb::arrow::record_batch::RecordBatch;
+use duckdb::arrow::array::AsArray;
 use duckdb::{params, Appender, Connection};
 
 use super::ddl::{ident, literal};
-use super::hash::{hex16, Encoder, RecipeHasher};
-use crate::defs::{Definitions, KeyCase, Source};
+use super::stager::{Constants, Latest, Staged, Stager};
+use crate::defs::{Definitions, Source};
 use crate::error::VaultError;
 use crate::timings::Timings;
 use crate::validate::Contract;
 
 const STAGE: &str = "ingestor_stage";
-const DELTA: &str = "ingestor_delta";
+const KEYS: &str = "ingestor_keys";
 
 /// What one input unit is, for the manifest and the load record.
 #[derive(Debug, Clone)]
@@ -49,148 +46,48 @@ pub struct LoadCounts {
     pub duplicate_keys: u64,
 }
 
-/// The staging table's Arrow schema: hk, hashdiff, business_key, row_number, payload.
-fn stage_schema(contract: &Contract) -> SchemaRef {
-    let mut fields = vec![
-        Field::new("hk", DataType::Utf8, false),
-        Field::new("hashdiff", DataType::Utf8, false),
-        Field::new("business_key", DataType::Utf8, true),
-        Field::new("row_number", DataType::Int64, false),
-    ];
-    for c in &contract.columns {
-        fields.push(Field::new(&c.name, c.ty.arrow(), true));
-    }
-    Arc::new(Schema::new(fields))
+/// What decides between the direct and the staged way for one unit.
+#[derive(Debug, Clone, Default)]
+pub struct WayChoice {
+    /// False after a repeated key: only the staged way keeps a key's last row.
+    pub allow_direct: bool,
+    /// The satellite whose latest hashdiffs the run already holds, if any.
+    pub cached: Option<String>,
+    /// Rows this source is about to load in this run (this unit and the ones after it),
+    /// estimated from sizes and the bytes per row of earlier loads.
+    pub rows_ahead: f64,
 }
 
-/// Computes keys and hashdiffs of typed batches. Holds no connection.
-pub struct Stager {
-    hasher: RecipeHasher,
-    namespace: String,
-    upper: bool,
-    key: Option<Vec<usize>>,
-    schema: SchemaRef,
-    /// Content keys: occurrences of each payload in this unit.
-    occurrences: HashMap<[u8; 16], u32>,
-    /// Primary keys: the first 8 bytes of every key seen, to notice a key given twice.
-    seen: HashSet<u64>,
-    /// Whether some key (prefix) came twice: the commit then keeps each key's last row.
-    repeated: bool,
-    /// Time spent hashing.
-    pub timings: Timings,
-}
+/// Units at least this large (bytes) load an empty satellite the staged way: DuckDB then
+/// compresses the new row groups on every core in one INSERT, where appending into the
+/// satellite compresses on one.
+pub const LARGE_UNIT: u64 = 16 << 20;
 
-impl Stager {
-    /// A stager for one unit of `source` under `contract`.
-    pub fn new(source: &Source, contract: &Contract, hasher: &RecipeHasher) -> Self {
-        Stager {
-            hasher: hasher.clone(),
-            namespace: source.namespace().to_string(),
-            upper: source.key_case == KeyCase::Upper,
-            key: contract.key.clone(),
-            schema: stage_schema(contract),
-            occurrences: HashMap::new(),
-            seen: HashSet::new(),
-            repeated: false,
-            timings: Timings::default(),
+impl WayChoice {
+    /// Whether to load the direct way into `satellite`, which has `sat_rows` rows, a unit
+    /// of `size` bytes. Reading a satellite's latest hashdiffs costs about as much as the
+    /// satellite is big, so it is done when the run has at least half as many rows to
+    /// load, and then kept for the run's later units; a small load compares its few keys
+    /// in SQL instead.
+    pub fn direct(&self, satellite: &str, sat_rows: u64, size: u64) -> bool {
+        if !self.allow_direct {
+            return false;
         }
-    }
-
-    /// Hash one typed batch into a staged batch. `rows` is each row's position.
-    pub fn stage(&mut self, typed: &RecordBatch, rows: &[i64]) -> Result<RecordBatch, VaultError> {
-        let start = Instant::now();
-        let n = typed.num_rows();
-        let mut hks = StringBuilder::with_capacity(n, n * 32);
-        let mut diffs = StringBuilder::with_capacity(n, n * 32);
-        let mut bks = StringBuilder::with_capacity(n, n * 16);
-        let mut payload = Encoder::default();
-        let mut key = Encoder::default();
-        let mut places: Vec<Option<std::ops::Range<usize>>> =
-            Vec::with_capacity(typed.num_columns());
-        let mut readable: Vec<u8> = Vec::new();
-        let mut hex = [0u8; 32];
-        let namespace = {
-            let mut e = Encoder::default();
-            e.push(Some(&self.namespace));
-            e.bytes().to_vec()
-        };
-        for row in 0..n {
-            payload.clear();
-            places.clear();
-            for col in typed.columns() {
-                places.push(payload.push_cell(col.as_ref(), row));
-            }
-            let hashdiff = self.hasher.hash16(payload.bytes());
-            let text = |place: &Option<std::ops::Range<usize>>| match place {
-                Some(r) => &payload.bytes()[r.clone()],
-                None => &b""[..],
-            };
-            key.clear();
-            key.extend(&namespace);
-            readable.clear();
-            match &self.key {
-                Some(key_cols) => {
-                    for (i, &c) in key_cols.iter().enumerate() {
-                        // Key columns are never NULL (the contract refuses that).
-                        let part = text(&places[c]);
-                        if i > 0 {
-                            readable.push(b'|');
-                        }
-                        if self.upper {
-                            let upper = String::from_utf8_lossy(part).to_uppercase();
-                            key.push(Some(&upper));
-                            readable.extend_from_slice(upper.as_bytes());
-                        } else {
-                            key.push_bytes(part);
-                            readable.extend_from_slice(part);
-                        }
-                    }
-                }
-                None => {
-                    // Content key: every payload value plus the occurrence among identical
-                    // rows of this unit, so identical rows stay distinct and reloads match.
-                    let seen = self.occurrences.entry(hashdiff).or_insert(0);
-                    *seen += 1;
-                    key.extend(payload.bytes());
-                    key.push(Some(&seen.to_string()));
-                    for (i, place) in places.iter().enumerate() {
-                        if i > 0 {
-                            readable.push(b'|');
-                        }
-                        readable.extend_from_slice(text(place));
-                    }
-                    readable.extend_from_slice(format!(" #{seen}").as_bytes());
-                }
-            }
-            let hk = self.hasher.hash16(key.bytes());
-            if self.key.is_some() {
-                let prefix = u64::from_le_bytes(hk[..8].try_into().expect("8 bytes"));
-                self.repeated |= !self.seen.insert(prefix);
-            }
-            hex16(&hk, &mut hex);
-            hks.append_value(std::str::from_utf8(&hex).expect("hex is ASCII"));
-            hex16(&hashdiff, &mut hex);
-            diffs.append_value(std::str::from_utf8(&hex).expect("hex is ASCII"));
-            bks.append_value(std::str::from_utf8(&readable).expect("canonical text is UTF-8"));
+        if sat_rows == 0 {
+            return size < LARGE_UNIT;
         }
-        let mut arrays: Vec<ArrayRef> = vec![
-            Arc::new(hks.finish()),
-            Arc::new(diffs.finish()),
-            Arc::new(bks.finish()),
-            Arc::new(Int64Array::from(rows.to_vec())),
-        ];
-        arrays.extend(typed.columns().iter().cloned());
-        let batch = RecordBatch::try_new(self.schema.clone(), arrays)
-            .map_err(|e| VaultError::Refused(format!("cannot build the staging batch: {e}")))?;
-        self.timings.add("hash rows", start.elapsed());
-        Ok(batch)
+        self.cached.as_deref() == Some(satellite) || self.rows_ahead * 2.0 >= sat_rows as f64
     }
 }
 
 /// An open load of one unit. Dropping it without `commit` rolls everything back.
 pub struct UnitLoad<'c> {
     conn: &'c Connection,
-    appender: Option<Appender<'c>>,
+    /// Direct way: the satellite's appender.
+    satellite_appender: Option<Appender<'c>>,
+    /// Staged way: the staging table's appender; direct way: the new keys' appender.
+    stage_appender: Option<Appender<'c>>,
+    direct: bool,
     open: bool,
     source: Source,
     unit: Unit,
@@ -199,52 +96,78 @@ pub struct UnitLoad<'c> {
     /// Whether the satellite had no rows when the unit began.
     satellite_empty: bool,
     load_ts: DateTime<Utc>,
-    rows_read: u64,
+    rows_staged: u64,
     /// Time spent per phase in this unit.
     pub timings: Timings,
 }
 
 impl<'c> UnitLoad<'c> {
-    /// Begin the unit's transaction: find or create the satellite, create the staging table.
+    /// Begin the unit's transaction: find or create the satellite, choose the way (see
+    /// `Way::choose`), create the temporary table, open the appenders.
     pub fn begin(
         conn: &'c Connection,
         defs: &Definitions,
         source: &Source,
         unit: Unit,
         contract: Contract,
+        choice: &WayChoice,
     ) -> Result<Self, VaultError> {
         let start = Instant::now();
         conn.execute_batch("BEGIN TRANSACTION")
             .map_err(VaultError::db("cannot begin the load transaction"))?;
         let load_ts = Utc::now();
-        let satellite = super::ddl::satellite_for(conn, defs, &source.id, &contract, load_ts)?;
-        let satellite_empty = table_is_empty(conn, &satellite)?;
-        let mut cols = String::from(
-            "hk VARCHAR, hashdiff VARCHAR, business_key VARCHAR, \"row_number\" BIGINT",
-        );
-        for c in &contract.columns {
-            cols.push_str(&format!(", {} {}", ident(&c.name), c.ty.sql()));
-        }
-        conn.execute_batch(&format!("CREATE TEMP TABLE {STAGE} ({cols})"))
-            .map_err(VaultError::db("cannot create the staging table"))?;
-        let appender = conn
-            .appender_to_catalog_and_db(STAGE, "temp", "main")
-            .map_err(VaultError::db("cannot open the staging appender"))?;
-        let mut timings = Timings::default();
-        timings.add("begin", start.elapsed());
-        Ok(UnitLoad {
+        let mut load = UnitLoad {
             conn,
-            appender: Some(appender),
+            satellite_appender: None,
+            stage_appender: None,
+            direct: false,
             open: true,
             source: source.clone(),
             unit,
-            contract,
-            satellite,
-            satellite_empty,
+            satellite: String::new(),
+            satellite_empty: true,
             load_ts,
-            rows_read: 0,
-            timings,
-        })
+            rows_staged: 0,
+            timings: Timings::default(),
+            contract,
+        };
+        load.satellite =
+            super::ddl::satellite_for(conn, defs, &source.id, &load.contract, load_ts)?;
+        let sat_rows = count(
+            conn,
+            &format!("SELECT count(*) FROM vault.{}", ident(&load.satellite)),
+        )?;
+        load.satellite_empty = sat_rows == 0;
+        let direct = choice.direct(&load.satellite, sat_rows, load.unit.size);
+        load.direct = direct;
+        let table = if direct { KEYS } else { STAGE };
+        let mut cols = String::from("hk UUID, business_key VARCHAR");
+        if !direct {
+            cols =
+                String::from("hk UUID, hashdiff UUID, business_key VARCHAR, \"row_number\" BIGINT");
+            for c in &load.contract.columns {
+                cols.push_str(&format!(", {} {}", ident(&c.name), c.ty.sql()));
+            }
+        }
+        conn.execute_batch(&format!("CREATE TEMP TABLE {table} ({cols})"))
+            .map_err(VaultError::db("cannot create the staging table"))?;
+        load.stage_appender = Some(
+            conn.appender_to_catalog_and_db(table, "temp", "main")
+                .map_err(VaultError::db("cannot open the staging appender"))?,
+        );
+        if direct {
+            load.satellite_appender = Some(
+                conn.appender_to_db(&load.satellite, "vault")
+                    .map_err(VaultError::db("cannot open the satellite appender"))?,
+            );
+        }
+        load.timings.add("begin", start.elapsed());
+        Ok(load)
+    }
+
+    /// Whether this unit is loaded the direct way.
+    pub fn is_direct(&self) -> bool {
+        self.direct
     }
 
     /// The satellite this unit loads into.
@@ -252,15 +175,95 @@ impl<'c> UnitLoad<'c> {
         &self.satellite
     }
 
-    /// Append one staged batch (from a `Stager`) to the staging table.
-    pub fn append(&mut self, staged: RecordBatch) -> Result<(), VaultError> {
+    /// What the unit's satellite rows share.
+    pub fn constants(&self) -> Constants {
+        Constants {
+            load_ts: self.load_ts,
+            record_source: self.source.id.clone(),
+            file_hash: self.unit.file_hash.clone(),
+            run_id: self.unit.run_id,
+        }
+    }
+
+    /// The satellite's latest hashdiff per key.
+    pub fn latest(&mut self) -> Result<Latest, VaultError> {
+        if self.satellite_empty {
+            return Ok(Latest::new());
+        }
         let start = Instant::now();
-        self.rows_read += staged.num_rows() as u64;
-        self.appender
-            .as_mut()
-            .expect("appender is open until commit")
-            .append_record_batch(staged)
-            .map_err(VaultError::db("cannot append to the staging table"))?;
+        let context = format!("cannot read the latest rows of `{}`", self.satellite);
+        // UUIDs come out of DuckDB as their 16 bytes only with lossless Arrow conversion.
+        self.conn
+            .execute_batch("SET arrow_lossless_conversion = true")
+            .map_err(VaultError::db(context.clone()))?;
+        let read = self.read_latest(&context);
+        self.conn
+            .execute_batch("RESET arrow_lossless_conversion")
+            .map_err(VaultError::db(context))?;
+        self.timings.add("read latest", start.elapsed());
+        read
+    }
+
+    fn read_latest(&self, context: &str) -> Result<Latest, VaultError> {
+        let sql = format!(
+            "SELECT hk, arg_max(hashdiff, load_ts) FROM vault.{} GROUP BY hk",
+            ident(&self.satellite)
+        );
+        let mut stmt = self
+            .conn
+            .prepare(&sql)
+            .map_err(VaultError::db(context.to_string()))?;
+        let mut latest = Latest::new();
+        for batch in stmt
+            .query_arrow([])
+            .map_err(VaultError::db(context.to_string()))?
+        {
+            let (Some(hks), Some(diffs)) = (
+                batch.column(0).as_fixed_size_binary_opt(),
+                batch.column(1).as_fixed_size_binary_opt(),
+            ) else {
+                return Err(VaultError::Refused(format!(
+                    "{context}: keys are not 16-byte UUIDs"
+                )));
+            };
+            latest.reserve(batch.num_rows());
+            for i in 0..batch.num_rows() {
+                if let (Ok(k), Ok(d)) = (hks.value(i).try_into(), diffs.value(i).try_into()) {
+                    latest.insert(k, d);
+                }
+            }
+        }
+        Ok(latest)
+    }
+
+    /// Append what the stager made of one batch.
+    pub fn append(&mut self, staged: Staged) -> Result<(), VaultError> {
+        let start = Instant::now();
+        let context = "cannot append to the vault";
+        match staged {
+            Staged::Rows(batch) => {
+                self.rows_staged += batch.num_rows() as u64;
+                if let Some(a) = self.stage_appender.as_mut() {
+                    a.append_record_batch(batch)
+                        .map_err(VaultError::db(context))?;
+                }
+            }
+            Staged::Direct { satellite, keys } => {
+                if let (Some(batch), Some(a)) = (satellite, self.satellite_appender.as_mut()) {
+                    a.append_record_batch(batch)
+                        .map_err(VaultError::db(context))?;
+                }
+                if let (Some(batch), Some(a)) = (keys, self.stage_appender.as_mut()) {
+                    a.append_record_batch(batch)
+                        .map_err(VaultError::db(context))?;
+                }
+            }
+            Staged::Repeat => {
+                return Err(VaultError::Refused(
+                    "a repeated key reached the direct load; this is a bug".into(),
+                ))
+            }
+        }
         self.timings.add("append", start.elapsed());
         Ok(())
     }
@@ -280,18 +283,99 @@ impl<'c> UnitLoad<'c> {
 
     fn commit_inner(&mut self, stager: &Stager) -> Result<LoadCounts, VaultError> {
         let start = Instant::now();
-        let mut appender = self.appender.take().expect("appender is open until commit");
-        appender
-            .flush()
-            .map_err(VaultError::db("cannot flush the staging appender"))?;
-        drop(appender);
+        for appender in [self.satellite_appender.take(), self.stage_appender.take()]
+            .into_iter()
+            .flatten()
+        {
+            let mut appender = appender;
+            appender
+                .flush()
+                .map_err(VaultError::db("cannot flush an appender"))?;
+        }
         self.timings.add("append", start.elapsed());
+        let counts = if self.direct {
+            let new_keys = self.insert_hub_keys(KEYS, stager)?;
+            let c = stager.counts;
+            LoadCounts {
+                rows_read: c.new_rows + c.changed_rows + c.unchanged_rows,
+                new_keys,
+                new_rows: c.new_rows,
+                changed_rows: c.changed_rows,
+                unchanged_rows: c.unchanged_rows,
+                duplicate_keys: 0,
+            }
+        } else {
+            self.commit_staged(stager)?
+        };
+        let start = Instant::now();
+        let conn = self.conn;
+        let ts = literal(&self.load_ts.to_rfc3339());
+        let (hash, source) = (literal(&self.unit.file_hash), literal(&self.source.id));
+        conn.execute_batch(&format!(
+            "UPDATE meta.files SET last_seen = {ts}::TIMESTAMPTZ WHERE file_hash = {hash} AND source = {source}; \
+             INSERT INTO meta.files SELECT {hash}, {source}, {}, {}, {ts}::TIMESTAMPTZ, {ts}::TIMESTAMPTZ \
+             WHERE NOT EXISTS (SELECT 1 FROM meta.files WHERE file_hash = {hash} AND source = {source})",
+            literal(&self.unit.path),
+            self.unit.size
+        ))
+        .map_err(VaultError::db("cannot write the lake manifest"))?;
+        record_load(
+            conn,
+            &self.unit,
+            &self.source.id,
+            Some(&self.satellite),
+            &counts,
+            "loaded",
+            None,
+        )?;
+        let table = if self.direct { KEYS } else { STAGE };
+        conn.execute_batch(&format!("DROP TABLE temp.{table}; COMMIT"))
+            .map_err(VaultError::db("cannot commit the load"))?;
+        self.open = false;
+        self.timings.add("sql meta and commit", start.elapsed());
+        Ok(counts)
+    }
+
+    /// Add the keys of `table` (a temporary table with hk and business_key) that a hub
+    /// lacks to each of the source's hubs; the most any hub gained.
+    fn insert_hub_keys(&mut self, table: &str, stager: &Stager) -> Result<u64, VaultError> {
+        let repeated = stager.repeated;
+        let start = Instant::now();
+        let ts = literal(&self.load_ts.to_rfc3339());
+        let mut new_keys = 0u64;
+        for tag in &self.source.tags {
+            let hub = format!("vault.{}", ident(&format!("hub_{tag}")));
+            // Only a large unit gains from skipping the anti-join into an empty hub.
+            let large = self.rows_staged > 50_000 || stager.counts.new_rows > 50_000;
+            let hub_empty = large && table_is_empty(self.conn, &format!("hub_{tag}"))?;
+            let select = if hub_empty && !repeated {
+                format!("SELECT hk, business_key, ?, {ts}::TIMESTAMPTZ, ?, ? FROM temp.{table}")
+            } else {
+                format!(
+                    "SELECT hk, any_value(business_key), ?, {ts}::TIMESTAMPTZ, ?, ? FROM temp.{table} s \
+                     WHERE NOT EXISTS (SELECT 1 FROM {hub} h WHERE h.hk = s.hk) GROUP BY hk"
+                )
+            };
+            let added = self
+                .conn
+                .execute(
+                    &format!("INSERT INTO {hub} {select}"),
+                    params![self.source.namespace(), self.source.id, self.unit.run_id],
+                )
+                .map_err(VaultError::db(format!("cannot add keys to hub `{tag}`")))?;
+            new_keys = new_keys.max(added as u64);
+        }
+        self.timings.add("sql hubs", start.elapsed());
+        Ok(new_keys)
+    }
+
+    /// The staged way: SQL picks the rows (a repeated key keeps its last row).
+    fn commit_staged(&mut self, stager: &Stager) -> Result<LoadCounts, VaultError> {
         let conn = self.conn;
         let ts = literal(&self.load_ts.to_rfc3339());
         let sat = format!("vault.{}", ident(&self.satellite));
         let context = format!("cannot load into `{}`", self.satellite);
         let sql = |s: &str| conn.execute(s, []).map_err(VaultError::db(context.clone()));
-        // A key given twice in the unit keeps its last row.
         let rows = if stager.repeated {
             format!(
                 "(SELECT * FROM temp.{STAGE} \
@@ -306,32 +390,9 @@ impl<'c> UnitLoad<'c> {
                 &format!("SELECT count(DISTINCT hk) FROM temp.{STAGE}"),
             )?
         } else {
-            self.rows_read
+            self.rows_staged
         };
-
-        let start = Instant::now();
-        let mut new_keys = 0u64;
-        for tag in &self.source.tags {
-            let hub = format!("vault.{}", ident(&format!("hub_{tag}")));
-            let hub_empty = table_is_empty(conn, &format!("hub_{tag}"))?;
-            let select = if hub_empty && !stager.repeated {
-                format!("SELECT hk, business_key, ?, {ts}::TIMESTAMPTZ, ?, ? FROM temp.{STAGE}")
-            } else {
-                format!(
-                    "SELECT hk, any_value(business_key), ?, {ts}::TIMESTAMPTZ, ?, ? FROM temp.{STAGE} s \
-                     WHERE NOT EXISTS (SELECT 1 FROM {hub} h WHERE h.hk = s.hk) GROUP BY hk"
-                )
-            };
-            let added = conn
-                .execute(
-                    &format!("INSERT INTO {hub} {select}"),
-                    params![self.source.namespace(), self.source.id, self.unit.run_id],
-                )
-                .map_err(VaultError::db(format!("cannot add keys to hub `{tag}`")))?;
-            new_keys = new_keys.max(added as u64);
-        }
-        self.timings.add("sql hubs", start.elapsed());
-
+        let new_keys = self.insert_hub_keys(STAGE, stager)?;
         let start = Instant::now();
         let payload: Vec<String> = self
             .contract
@@ -340,90 +401,74 @@ impl<'c> UnitLoad<'c> {
             .map(|c| ident(&c.name))
             .collect();
         let payload = payload.join(", ");
-        let constants = format!(
-            "{ts}::TIMESTAMPTZ, hashdiff, {}, {}, \"row_number\", {}",
-            literal(&self.source.id),
-            literal(&self.unit.file_hash),
-            self.unit.run_id
+        // The satellite's own columns, taking hk, hashdiff and row_number from `prefix`.
+        let columns = |prefix: &str| {
+            let payload: Vec<String> = self
+                .contract
+                .columns
+                .iter()
+                .map(|c| format!("{prefix}{}", ident(&c.name)))
+                .collect();
+            format!(
+                "{prefix}hk, {ts}::TIMESTAMPTZ, {prefix}hashdiff, {}, {}, {prefix}\"row_number\", {}, {}",
+                literal(&self.source.id),
+                literal(&self.unit.file_hash),
+                self.unit.run_id,
+                payload.join(", ")
+            )
+        };
+        let target = format!(
+            "INSERT INTO {sat} (hk, load_ts, hashdiff, record_source, file_hash, \"row_number\", run_id, {payload})"
         );
-        let insert = format!(
-            "INSERT INTO {sat} (hk, load_ts, hashdiff, record_source, file_hash, \"row_number\", run_id, {payload}) SELECT hk, {constants}, {payload}"
-        );
+        let insert = format!("{target} SELECT {}", columns(""));
+        let insert_from_s = format!("{target} SELECT {}", columns("s."));
         let (new_rows, changed_rows) = if self.satellite_empty {
             // Every key is new to an empty satellite: no comparison needed.
             let n = sql(&format!("{insert} FROM {rows}"))?;
             (n as u64, 0)
         } else {
             // Rows whose key is new to the satellite, or whose hashdiff differs from the
-            // latest row of that key.
-            sql(&format!(
-                "CREATE TEMP TABLE {DELTA} AS \
-                 SELECT s.*, l.hk IS NULL AS is_new FROM {rows} s \
-                 LEFT JOIN (SELECT hk, arg_max(hashdiff, load_ts) AS hashdiff FROM {sat} \
+            // latest row of that key: counted, then inserted, with the same join (cheaper
+            // than materialising it in a temporary table, a catalog change, per unit).
+            let delta = format!(
+                "FROM {rows} s \
+                 LEFT JOIN (SELECT hk, arg_max(hashdiff, load_ts) AS latest FROM {sat} \
                             WHERE hk IN (SELECT hk FROM temp.{STAGE}) GROUP BY hk) l \
                    ON l.hk = s.hk \
-                 WHERE l.hk IS NULL OR l.hashdiff <> s.hashdiff"
-            ))?;
-            sql(&format!("{insert} FROM temp.{DELTA}"))?;
+                 WHERE l.hk IS NULL OR l.latest <> s.hashdiff"
+            );
             let (new_rows, changed_rows): (i64, i64) = conn
                 .query_row(
                     &format!(
-                        "SELECT count(*) FILTER (WHERE is_new), count(*) FILTER (WHERE NOT is_new) \
-                         FROM temp.{DELTA}"
+                        "SELECT count(*) FILTER (WHERE l.hk IS NULL), \
+                                count(*) FILTER (WHERE l.hk IS NOT NULL) {delta}"
                     ),
                     [],
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )
                 .map_err(VaultError::db("cannot count the loaded rows"))?;
-            sql(&format!("DROP TABLE temp.{DELTA}"))?;
+            if new_rows + changed_rows > 0 {
+                sql(&format!("{insert_from_s} {delta}"))?;
+            }
             (new_rows as u64, changed_rows as u64)
         };
         self.timings.add("sql satellite", start.elapsed());
-
-        let start = Instant::now();
-        let counts = LoadCounts {
-            rows_read: self.rows_read,
+        Ok(LoadCounts {
+            rows_read: self.rows_staged,
             new_keys,
             new_rows,
             changed_rows,
             unchanged_rows: distinct - new_rows - changed_rows,
-            duplicate_keys: self.rows_read - distinct,
-        };
-        let updated = conn
-            .execute(
-                &format!("UPDATE meta.files SET last_seen = {ts}::TIMESTAMPTZ WHERE file_hash = ? AND source = ?"),
-                params![self.unit.file_hash, self.source.id],
-            )
-            .map_err(VaultError::db("cannot update the lake manifest"))?;
-        if updated == 0 {
-            conn.execute(
-                &format!("INSERT INTO meta.files VALUES (?, ?, ?, ?, {ts}::TIMESTAMPTZ, {ts}::TIMESTAMPTZ)"),
-                params![self.unit.file_hash, self.source.id, self.unit.path, self.unit.size as i64],
-            )
-            .map_err(VaultError::db("cannot write the lake manifest"))?;
-        }
-        record_load(
-            conn,
-            &self.unit,
-            &self.source.id,
-            Some(&self.satellite),
-            &counts,
-            "loaded",
-            None,
-        )?;
-        sql(&format!("DROP TABLE temp.{STAGE}"))?;
-        conn.execute_batch("COMMIT")
-            .map_err(VaultError::db("cannot commit the load"))?;
-        self.open = false;
-        self.timings.add("sql meta and commit", start.elapsed());
-        Ok(counts)
+            duplicate_keys: self.rows_staged - distinct,
+        })
     }
 }
 
 impl Drop for UnitLoad<'_> {
     fn drop(&mut self) {
         if self.open {
-            drop(self.appender.take());
+            drop(self.satellite_appender.take());
+            drop(self.stage_appender.take());
             // Nothing of an unfinished unit may stay visible.
             let _ = self.conn.execute_batch("ROLLBACK");
         }
@@ -476,20 +521,16 @@ pub fn record_load(
     Ok(())
 }
 
-/// Whether this source already loaded a file with these bytes.
-pub fn already_loaded(
-    conn: &Connection,
-    source: &str,
-    file_hash: &str,
-) -> Result<bool, VaultError> {
-    let n: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM meta.loads WHERE source = ? AND file_hash = ? AND status = 'loaded'",
-            params![source, file_hash],
-            |r| r.get(0),
-        )
+/// The hashes of every file this source has loaded.
+pub fn loaded_files(conn: &Connection, source: &str) -> Result<HashSet<String>, VaultError> {
+    let mut stmt = conn
+        .prepare("SELECT DISTINCT file_hash FROM meta.loads WHERE source = ? AND status = 'loaded'")
         .map_err(VaultError::db("cannot read meta.loads"))?;
-    Ok(n > 0)
+    let hashes = stmt
+        .query_map(params![source], |r| r.get::<_, String>(0))
+        .and_then(|rows| rows.collect::<Result<HashSet<_>, _>>())
+        .map_err(VaultError::db("cannot read meta.loads"));
+    hashes
 }
 
 /// Start a run: a `meta.runs` row, committed at once so that even a crashed run is listed.

@@ -469,7 +469,7 @@ fn a_killed_sync_leaves_no_trace_and_the_next_one_finishes_the_work() {
         p.texts(
             "SELECT (SELECT count(*) FROM vault.hub_tx)::VARCHAR || ' ' || \
                     (SELECT count(*) FROM main.bank)::VARCHAR || ' ' || \
-                    (SELECT md5(string_agg(hk || hashdiff, ',' ORDER BY hk)) FROM main.bank) || ' ' || \
+                    (SELECT md5(string_agg(hk::VARCHAR || hashdiff::VARCHAR, ',' ORDER BY hk)) FROM main.bank) || ' ' || \
                     (SELECT count(*) FROM meta.files)::VARCHAR",
         )
     };
@@ -492,4 +492,38 @@ fn a_killed_sync_leaves_no_trace_and_the_next_one_finishes_the_work() {
         p.sync().code(0);
         assert_eq!(fingerprint(&p), want, "after a kill at {delay_ms} ms");
     }
+}
+
+#[test]
+fn a_key_given_twice_in_one_file_keeps_its_last_row() {
+    let p = Project::tx();
+    p.file(
+        "in/bank/jan.csv",
+        "id,Date,Amount,Memo\nT1,2026-01-01,-4.50,first\nT2,2026-01-02,1.00,x\nT1,2026-01-01,-4.75,second\n",
+    );
+    let out = p.run(&["sync", "--json"]).code(0);
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    let counts = &doc["sources"][0]["units"][0]["counts"];
+    assert_eq!(counts["duplicate_keys"], 1, "{counts}");
+    assert_eq!(counts["new_rows"], 2, "{counts}");
+    assert_eq!(
+        p.texts("SELECT memo FROM main.tx ORDER BY memo"),
+        ["second", "x"]
+    );
+    // Again on a satellite that has rows: T1's last row equals what is stored.
+    p.file(
+        "in/bank/feb.csv",
+        "id,Date,Amount,Memo\nT1,2026-01-01,-9.99,interim\nT3,2026-02-01,2.00,y\nT1,2026-01-01,-4.75,second\n",
+    );
+    let out = p.run(&["sync", "--json"]).code(0);
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    let units = doc["sources"][0]["units"].as_array().expect("units");
+    let feb = units
+        .iter()
+        .find(|u| u["path"] == "in/bank/feb.csv")
+        .expect("feb");
+    assert_eq!(feb["counts"]["new_rows"], 1, "{feb}");
+    assert_eq!(feb["counts"]["changed_rows"], 0, "{feb}");
+    assert_eq!(feb["counts"]["unchanged_rows"], 1, "{feb}");
+    assert_eq!(p.int("SELECT count(*) FROM main.bank WHERE id = 'T1'"), 1);
 }

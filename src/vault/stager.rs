@@ -1,0 +1,464 @@
+//! Vault stage, hashing rows: typed batches in, batches for DuckDB out.
+//!
+//! A `Stager` holds no connection, so it runs on the reading thread while the `UnitLoad`
+//! appends on another. It works in one of two ways:
+//!
+//! - **direct**: rows go straight into the satellite. The satellite's latest hashdiff per
+//!   key is known up front, so only new and changed rows are emitted, with the constant
+//!   columns filled in; new keys are emitted for the hubs. Content keys never repeat
+//!   within a unit; a primary key that does makes the stager answer `Repeat`, and the
+//!   unit is loaded again the staged way.
+//! - **staged**: every row goes to a staging table with its key, hashdiff and position,
+//!   and SQL decides at commit, keeping a repeated key's last row.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use duckdb::arrow::array::{
+    Array, ArrayRef, FixedSizeBinaryBuilder, Int64Array, StringArray, StringBuilder,
+    TimestampMicrosecondArray, UInt32Array,
+};
+use duckdb::arrow::compute::take;
+use duckdb::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use duckdb::arrow::record_batch::RecordBatch;
+
+use super::hash::{Encoder, RecipeHasher};
+use crate::defs::{KeyCase, Source};
+use crate::error::VaultError;
+use crate::timings::Timings;
+use crate::validate::Contract;
+
+/// The latest hashdiff of every key of a satellite.
+pub type Latest = HashMap<[u8; 16], [u8; 16]>;
+
+/// What a unit's rows have in common in the satellite.
+#[derive(Debug, Clone)]
+pub struct Constants {
+    pub load_ts: DateTime<Utc>,
+    pub record_source: String,
+    pub file_hash: String,
+    pub run_id: i64,
+}
+
+/// What one staged batch turned into.
+#[derive(Debug)]
+pub enum Staged {
+    /// Staged way: rows for the staging table.
+    Rows(RecordBatch),
+    /// Direct way: rows for the satellite and keys for the hubs, either possibly empty.
+    Direct {
+        satellite: Option<RecordBatch>,
+        keys: Option<RecordBatch>,
+    },
+    /// Direct way, and a primary key came twice: load the unit the staged way.
+    Repeat,
+}
+
+/// Counts the direct way keeps as it goes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DirectCounts {
+    pub new_rows: u64,
+    pub changed_rows: u64,
+    pub unchanged_rows: u64,
+}
+
+enum Mode {
+    Staged,
+    Direct {
+        latest: Latest,
+        constants: Constants,
+        satellite: SchemaRef,
+        keys: SchemaRef,
+    },
+}
+
+/// Whether a row is new to the satellite, changed, or the same as its latest row.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Status {
+    New,
+    Changed,
+    Unchanged,
+}
+
+/// Computes keys and hashdiffs of typed batches.
+pub struct Stager {
+    hasher: RecipeHasher,
+    namespace: Vec<u8>,
+    upper: bool,
+    key: Option<Vec<usize>>,
+    mode: Mode,
+    /// Staged way: the staging table's schema.
+    stage: SchemaRef,
+    /// Content keys: occurrences of each payload in this unit.
+    occurrences: HashMap<[u8; 16], u32>,
+    /// Primary keys: the first 8 bytes of every key seen, to notice a key given twice.
+    seen: HashSet<u64>,
+    /// Whether some key (prefix) came twice.
+    pub repeated: bool,
+    /// Direct way: rows new, changed and unchanged so far.
+    pub counts: DirectCounts,
+    /// Time spent hashing.
+    pub timings: Timings,
+}
+
+/// A 16-byte key as DuckDB's UUID: the same bytes, written as hex with dashes.
+pub fn uuid_field(name: &str) -> Field {
+    Field::new(name, DataType::FixedSizeBinary(16), false).with_metadata(
+        [("ARROW:extension:name".to_string(), "arrow.uuid".to_string())]
+            .into_iter()
+            .collect::<std::collections::HashMap<String, String>>(),
+    )
+}
+
+/// The staging table's columns: hk, hashdiff, business_key, row_number, payload.
+pub fn stage_schema(contract: &Contract) -> SchemaRef {
+    let mut fields = stage_schema_fields();
+    fields.extend(payload_fields(contract));
+    Arc::new(Schema::new(fields))
+}
+
+/// The satellite's columns, in its table order.
+pub fn satellite_schema(contract: &Contract) -> SchemaRef {
+    let mut fields = vec![
+        uuid_field("hk"),
+        Field::new(
+            "load_ts",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
+        uuid_field("hashdiff"),
+        Field::new("record_source", DataType::Utf8, false),
+        Field::new("file_hash", DataType::Utf8, false),
+        Field::new("row_number", DataType::Int64, false),
+        Field::new("run_id", DataType::Int64, false),
+    ];
+    fields.extend(payload_fields(contract));
+    Arc::new(Schema::new(fields))
+}
+
+/// The hub candidates' columns: hk, business_key.
+pub fn keys_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        uuid_field("hk"),
+        Field::new("business_key", DataType::Utf8, true),
+    ]))
+}
+
+fn payload_fields(contract: &Contract) -> Vec<Field> {
+    contract
+        .columns
+        .iter()
+        .map(|c| Field::new(&c.name, c.ty.arrow(), true))
+        .collect()
+}
+
+/// 32 hex digits (dashes, as in a UUID's text, are skipped) back to 16 bytes.
+pub fn unhex16(text: &str) -> Option<[u8; 16]> {
+    let bytes: Vec<u8> = text.bytes().filter(|&b| b != b'-').collect();
+    if bytes.len() != 32 {
+        return None;
+    }
+    let digit = |b: u8| match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        _ => None,
+    };
+    let mut out = [0u8; 16];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = digit(bytes[2 * i])? << 4 | digit(bytes[2 * i + 1])?;
+    }
+    Some(out)
+}
+
+impl Stager {
+    /// A stager for the staged way.
+    pub fn staged(source: &Source, contract: &Contract, hasher: &RecipeHasher) -> Self {
+        Self::new(source, contract, hasher, Mode::Staged)
+    }
+
+    /// A stager for the direct way. `latest` is the satellite's latest hashdiff per key
+    /// (empty for an empty satellite); emitted rows update it, so after a committed unit
+    /// it describes the satellite again and can serve the next unit (`into_latest`).
+    pub fn direct(
+        source: &Source,
+        contract: &Contract,
+        hasher: &RecipeHasher,
+        latest: Latest,
+        constants: Constants,
+    ) -> Self {
+        let mode = Mode::Direct {
+            latest,
+            constants,
+            satellite: satellite_schema(contract),
+            keys: keys_schema(),
+        };
+        Self::new(source, contract, hasher, mode)
+    }
+
+    fn new(source: &Source, contract: &Contract, hasher: &RecipeHasher, mode: Mode) -> Self {
+        let mut namespace = Encoder::default();
+        namespace.push(Some(source.namespace()));
+        Stager {
+            hasher: hasher.clone(),
+            namespace: namespace.bytes().to_vec(),
+            upper: source.key_case == KeyCase::Upper,
+            key: contract.key.clone(),
+            mode,
+            stage: stage_schema(contract),
+            occurrences: HashMap::new(),
+            seen: HashSet::new(),
+            repeated: false,
+            counts: DirectCounts::default(),
+            timings: Timings::default(),
+        }
+    }
+
+    /// The latest hashdiffs after this unit (direct way), for the next unit of the run.
+    pub fn into_latest(self) -> Option<Latest> {
+        match self.mode {
+            Mode::Direct { latest, .. } => Some(latest),
+            Mode::Staged => None,
+        }
+    }
+
+    /// Hash one typed batch. `rows` is each row's position in the input.
+    pub fn stage(&mut self, typed: &RecordBatch, rows: &[i64]) -> Result<Staged, VaultError> {
+        let start = Instant::now();
+        let staged = self.stage_inner(typed, rows);
+        self.timings.add("hash rows", start.elapsed());
+        staged
+    }
+
+    fn stage_inner(&mut self, typed: &RecordBatch, rows: &[i64]) -> Result<Staged, VaultError> {
+        let n = typed.num_rows();
+        let direct = matches!(self.mode, Mode::Direct { .. });
+        let mut hks = FixedSizeBinaryBuilder::with_capacity(n, 16);
+        let mut diffs = FixedSizeBinaryBuilder::with_capacity(n, 16);
+        let mut bks = StringBuilder::with_capacity(n, n * 16);
+        // Direct way: which rows go to the satellite, and the keys that are new.
+        let mut emitted: Vec<u32> = Vec::new();
+        let mut new_hks = FixedSizeBinaryBuilder::new(16);
+        let mut payload = Encoder::default();
+        let mut key = Encoder::default();
+        let mut places: Vec<Option<std::ops::Range<usize>>> =
+            Vec::with_capacity(typed.num_columns());
+        let mut readable: Vec<u8> = Vec::new();
+        let append = |b: &mut FixedSizeBinaryBuilder, v: &[u8; 16]| {
+            b.append_value(v)
+                .map_err(|e| VaultError::Refused(format!("cannot stage a key: {e}")))
+        };
+        for row in 0..n {
+            payload.clear();
+            places.clear();
+            for col in typed.columns() {
+                places.push(payload.push_cell(col.as_ref(), row));
+            }
+            let hashdiff = self.hasher.hash16(payload.bytes());
+            let text = |place: &Option<std::ops::Range<usize>>| match place {
+                Some(r) => &payload.bytes()[r.clone()],
+                None => &b""[..],
+            };
+            key.clear();
+            key.extend(&self.namespace);
+            let mut occurrence = 0;
+            match &self.key {
+                Some(key_cols) => {
+                    for &c in key_cols {
+                        // Key columns are never NULL (the contract refuses that).
+                        let part = text(&places[c]);
+                        if self.upper {
+                            key.push(Some(&String::from_utf8_lossy(part).to_uppercase()));
+                        } else {
+                            key.push_bytes(part);
+                        }
+                    }
+                }
+                None => {
+                    // Content key: every payload value plus the occurrence among identical
+                    // rows of this unit, so identical rows stay distinct and reloads match.
+                    let seen = self.occurrences.entry(hashdiff).or_insert(0);
+                    *seen += 1;
+                    occurrence = *seen;
+                    key.extend(payload.bytes());
+                    key.push(Some(&occurrence.to_string()));
+                }
+            }
+            let hk = self.hasher.hash16(key.bytes());
+            if self.key.is_some() {
+                let prefix = u64::from_le_bytes(hk[..8].try_into().expect("8 bytes"));
+                if !self.seen.insert(prefix) {
+                    self.repeated = true;
+                    if direct {
+                        return Ok(Staged::Repeat);
+                    }
+                }
+            }
+            let status = match &mut self.mode {
+                Mode::Direct { latest, .. } => match latest.get(&hk) {
+                    Some(d) if *d == hashdiff => Status::Unchanged,
+                    Some(_) => {
+                        latest.insert(hk, hashdiff);
+                        Status::Changed
+                    }
+                    None => {
+                        latest.insert(hk, hashdiff);
+                        Status::New
+                    }
+                },
+                Mode::Staged => Status::New,
+            };
+            if direct {
+                match status {
+                    Status::Unchanged => {
+                        self.counts.unchanged_rows += 1;
+                        continue;
+                    }
+                    Status::Changed => self.counts.changed_rows += 1,
+                    Status::New => self.counts.new_rows += 1,
+                }
+                emitted.push(row as u32);
+            }
+            append(&mut hks, &hk)?;
+            if direct && status == Status::New {
+                append(&mut new_hks, &hk)?;
+            }
+            append(&mut diffs, &hashdiff)?;
+            if !direct || status == Status::New {
+                // The readable key: the key parts, or for a content key the payload
+                // values and the occurrence.
+                readable.clear();
+                let parts: Vec<usize> = match &self.key {
+                    Some(cols) => cols.clone(),
+                    None => (0..places.len()).collect(),
+                };
+                for (i, &c) in parts.iter().enumerate() {
+                    if i > 0 {
+                        readable.push(b'|');
+                    }
+                    let part = text(&places[c]);
+                    if self.upper && self.key.is_some() {
+                        readable.extend_from_slice(
+                            String::from_utf8_lossy(part).to_uppercase().as_bytes(),
+                        );
+                    } else {
+                        readable.extend_from_slice(part);
+                    }
+                }
+                if self.key.is_none() {
+                    readable.extend_from_slice(format!(" #{occurrence}").as_bytes());
+                }
+                bks.append_value(std::str::from_utf8(&readable).expect("canonical text is UTF-8"));
+            }
+        }
+        let error = |e: duckdb::arrow::error::ArrowError| {
+            VaultError::Refused(format!("cannot build a batch for DuckDB: {e}"))
+        };
+        match &self.mode {
+            Mode::Staged => {
+                let mut arrays: Vec<ArrayRef> = vec![
+                    Arc::new(hks.finish()),
+                    Arc::new(diffs.finish()),
+                    Arc::new(bks.finish()),
+                    Arc::new(Int64Array::from(rows.to_vec())),
+                ];
+                arrays.extend(typed.columns().iter().cloned());
+                RecordBatch::try_new(self.stage.clone(), arrays)
+                    .map(Staged::Rows)
+                    .map_err(error)
+            }
+            Mode::Direct {
+                constants,
+                satellite,
+                keys,
+                ..
+            } => {
+                let m = emitted.len();
+                let satellite = if m == 0 {
+                    None
+                } else {
+                    let all = m == n;
+                    let indices = UInt32Array::from(emitted);
+                    let pick = |a: &ArrayRef| -> Result<ArrayRef, VaultError> {
+                        if all {
+                            Ok(a.clone())
+                        } else {
+                            take(a.as_ref(), &indices, None).map_err(error)
+                        }
+                    };
+                    let positions: ArrayRef = Arc::new(Int64Array::from(rows.to_vec()));
+                    let mut arrays: Vec<ArrayRef> = vec![
+                        Arc::new(hks.finish()),
+                        Arc::new(
+                            TimestampMicrosecondArray::from(vec![
+                                constants
+                                    .load_ts
+                                    .timestamp_micros();
+                                m
+                            ])
+                            .with_timezone("UTC"),
+                        ),
+                        Arc::new(diffs.finish()),
+                        Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+                            &constants.record_source,
+                            m,
+                        ))),
+                        Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+                            &constants.file_hash,
+                            m,
+                        ))),
+                        pick(&positions)?,
+                        Arc::new(Int64Array::from(vec![constants.run_id; m])),
+                    ];
+                    for col in typed.columns() {
+                        arrays.push(pick(col)?);
+                    }
+                    Some(RecordBatch::try_new(satellite.clone(), arrays).map_err(error)?)
+                };
+                let new_keys = new_hks.finish();
+                let keys = if new_keys.is_empty() {
+                    None
+                } else {
+                    let arrays: Vec<ArrayRef> = vec![Arc::new(new_keys), Arc::new(bks.finish())];
+                    Some(RecordBatch::try_new(keys.clone(), arrays).map_err(error)?)
+                };
+                Ok(Staged::Direct { satellite, keys })
+            }
+        }
+    }
+}
+
+fn stage_schema_fields() -> Vec<Field> {
+    vec![
+        uuid_field("hk"),
+        uuid_field("hashdiff"),
+        Field::new("business_key", DataType::Utf8, true),
+        Field::new("row_number", DataType::Int64, false),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trips() {
+        let bytes: [u8; 16] = *b"\x00\x01\x7f\x80\xff0123456789a";
+        let mut hex = [0u8; 32];
+        super::super::hash::hex16(&bytes, &mut hex);
+        let text = std::str::from_utf8(&hex).unwrap();
+        assert_eq!(unhex16(text), Some(bytes));
+        let dashed = format!(
+            "{}-{}-{}-{}-{}",
+            &text[..8],
+            &text[8..12],
+            &text[12..16],
+            &text[16..20],
+            &text[20..]
+        );
+        assert_eq!(unhex16(&dashed), Some(bytes));
+        assert_eq!(unhex16("zz"), None);
+        assert_eq!(unhex16(&"g".repeat(32)), None);
+    }
+}
