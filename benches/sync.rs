@@ -1,7 +1,7 @@
 //! Benchmark: the real `ingestor` binary against DuckDB's own SQL doing the same vault work,
 //! on the same files, in the same run.
 //!
-//! `cargo bench --bench sync -- [--rows N] [--runs N] [--small-files N]`
+//! `cargo bench --bench sync -- [--rows N] [--runs N] [--small-files N] [--memory-limit 256MB]`
 //!
 //! It generates a bank-transactions CSV of N rows, a changed copy (1% of rows modified, 1%
 //! appended) and a folder of small monthly files, then times, as medians of `--runs`:
@@ -25,6 +25,8 @@ struct Args {
     rows: usize,
     runs: usize,
     small_files: usize,
+    /// `[duckdb] memory_limit` for the ingestor projects, if any.
+    memory_limit: Option<String>,
 }
 
 fn args() -> Args {
@@ -32,6 +34,7 @@ fn args() -> Args {
         rows: 1_000_000,
         runs: 3,
         small_files: 1000,
+        memory_limit: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -44,6 +47,7 @@ fn args() -> Args {
             "--rows" => a.rows = value(),
             "--runs" => a.runs = value(),
             "--small-files" => a.small_files = value(),
+            "--memory-limit" => a.memory_limit = it.next(),
             "--bench" => {}
             other => panic!("unknown argument {other}"),
         }
@@ -129,13 +133,20 @@ fn source(path: &str) -> String {
     )
 }
 
-/// A fresh ingestor project whose source reads `input` (a file or folder, copied in).
-fn project(root: &Path, name: &str, input: &Path) -> PathBuf {
+/// A fresh ingestor project whose source reads `input` (a file or folder, linked in).
+fn project(root: &Path, name: &str, input: &Path, memory_limit: Option<&str>) -> PathBuf {
     let dir = root.join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("tags")).expect("mkdir");
     std::fs::create_dir_all(dir.join("sources")).expect("mkdir");
     std::fs::write(dir.join("tags/transactions.toml"), TAG).expect("tag");
+    if let Some(limit) = memory_limit {
+        std::fs::write(
+            dir.join("ingestor.toml"),
+            format!("[duckdb]\nmemory_limit = \"{limit}\"\n"),
+        )
+        .expect("ingestor.toml");
+    }
     let target = dir.join("input");
     if input.is_dir() {
         std::fs::create_dir_all(&target).expect("mkdir");
@@ -271,6 +282,10 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!("rows: {}", a.rows);
+    println!(
+        "duckdb_memory_limit: {}",
+        a.memory_limit.as_deref().unwrap_or("default")
+    );
 
     let t = Instant::now();
     let base = root.join("bank.csv");
@@ -297,7 +312,12 @@ fn main() {
     let (mut first, mut resync, mut change, mut smalls) = (vec![], vec![], vec![], vec![]);
     let mut ingestor_counts = (0, 0);
     for run in 0..a.runs {
-        let dir = project(root, &format!("ingestor-{run}"), &base);
+        let dir = project(
+            root,
+            &format!("ingestor-{run}"),
+            &base,
+            a.memory_limit.as_deref(),
+        );
         first.push(ingestor_sync(&dir));
         resync.push(ingestor_sync(&dir));
         std::fs::remove_file(dir.join("input/bank.csv")).expect("rm");
@@ -305,7 +325,12 @@ fn main() {
         change.push(ingestor_sync(&dir));
         ingestor_counts = vault_counts(&dir);
         let _ = std::fs::remove_dir_all(&dir);
-        let dir = project(root, &format!("small-{run}"), &small);
+        let dir = project(
+            root,
+            &format!("small-{run}"),
+            &small,
+            a.memory_limit.as_deref(),
+        );
         smalls.push(ingestor_sync(&dir));
         let _ = std::fs::remove_dir_all(&dir);
     }

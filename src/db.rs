@@ -4,6 +4,7 @@ use std::path::Path;
 
 use duckdb::Connection;
 
+use crate::defs::project::DuckdbConfig;
 use crate::error::{UsageError, VaultError};
 
 /// Storage version new vaults are created with, so DuckDB 1.5 clients can open them.
@@ -39,6 +40,20 @@ pub fn open(path: &Path) -> Result<Connection, anyhow::Error> {
         create(path)?;
     }
     Ok(Connection::open(path).map_err(|e| classify(path, e))?)
+}
+
+/// Apply `[duckdb]` settings of ingestor.toml to a connection.
+pub fn configure(conn: &Connection, settings: &DuckdbConfig) -> Result<(), VaultError> {
+    if let Some(limit) = &settings.memory_limit {
+        conn.execute_batch(&format!(
+            "SET memory_limit = {}",
+            crate::vault::ddl::literal(limit)
+        ))
+        .map_err(VaultError::db(format!(
+            "cannot set memory_limit = {limit:?} ([duckdb] in ingestor.toml)"
+        )))?;
+    }
+    Ok(())
 }
 
 /// Open an existing vault without creating one; `None` when there is none yet.

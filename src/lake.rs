@@ -18,10 +18,36 @@ pub fn hash_file(path: &Path, name: &str) -> Result<(String, u64), ReadError> {
         path: name.to_string(),
         source,
     };
+    // Read through a fixed buffer rather than mapping the file: a mapping's pages count
+    // against the process's memory, as large as the input. Each chunk is hashed on every
+    // core.
+    let mut file = File::open(path).map_err(io)?;
     let mut hasher = blake3::Hasher::new();
-    hasher.update_mmap_rayon(path).map_err(io)?;
-    let size = fs::metadata(path).map_err(io)?.len();
+    let mut buf = vec![0u8; 4 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = read_full(&mut file, &mut buf).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update_rayon(&buf[..n]);
+        size += n as u64;
+    }
     Ok((hasher.finalize().to_hex().to_string(), size))
+}
+
+/// Fill `buf` as far as the file allows; the bytes read.
+fn read_full(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }
 
 impl Lake {

@@ -61,6 +61,7 @@ pub fn run(cli: &Cli, args: &SyncArgs) -> anyhow::Result<i32> {
         db::open_existing(&plan.project.database)?
     } else {
         let conn = db::open(&plan.project.database)?;
+        db::configure(&conn, &plan.project.defs.project.duckdb)?;
         ddl::ensure(&conn, &plan.project.defs, &plan.hasher)?;
         Some(conn)
     };
@@ -320,6 +321,7 @@ fn sync_source(
             allow_direct: true,
             cached: cache.as_ref().map(|(sat, _)| sat.clone()),
             rows_ahead: rows_per_byte * bytes_ahead as f64,
+            more_units: bytes_ahead > input.size,
         };
         bytes_ahead -= input.size;
         let mut outcome = load_unit(
@@ -477,7 +479,16 @@ fn load_unit(
             Some((sat, latest)) if sat == load.satellite() => latest,
             _ => load.latest().map_err(|e| (e.into(), 0))?,
         };
-        Stager::direct(source, &contract, &plan.hasher, latest, load.constants())
+        // Only a later unit of this run needs the map kept current.
+        let keep = choice.more_units;
+        Stager::direct(
+            source,
+            &contract,
+            &plan.hasher,
+            latest,
+            keep,
+            load.constants(),
+        )
     } else {
         Stager::staged(source, &contract, &plan.hasher)
     };

@@ -26,6 +26,19 @@ pub struct ProjectConfig {
     /// Hashing options.
     #[serde(default)]
     pub hash: HashConfig,
+    /// Settings passed to DuckDB.
+    #[serde(default)]
+    pub duckdb: DuckdbConfig,
+}
+
+/// `[duckdb]` in `ingestor.toml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DuckdbConfig {
+    /// DuckDB's `memory_limit`, such as "512MB"; DuckDB's default (80% of RAM) when unset.
+    /// Large loads spill to disk past it, so memory stays flat as inputs grow.
+    #[serde(default)]
+    pub memory_limit: Option<String>,
 }
 
 /// `[hash]` in `ingestor.toml`.
@@ -58,6 +71,7 @@ impl Default for ProjectConfig {
             tags: default_tags(),
             sources: default_sources(),
             hash: HashConfig::default(),
+            duckdb: DuckdbConfig::default(),
         }
     }
 }

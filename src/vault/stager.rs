@@ -68,6 +68,8 @@ enum Mode {
     Staged,
     Direct {
         latest: Latest,
+        /// Whether emitted rows update `latest` (only when a later unit will use it).
+        keep: bool,
         constants: Constants,
         satellite: SchemaRef,
         keys: SchemaRef,
@@ -186,10 +188,12 @@ impl Stager {
         contract: &Contract,
         hasher: &RecipeHasher,
         latest: Latest,
+        keep: bool,
         constants: Constants,
     ) -> Self {
         let mode = Mode::Direct {
             latest,
+            keep,
             constants,
             satellite: satellite_schema(contract),
             keys: keys_schema(),
@@ -215,11 +219,13 @@ impl Stager {
         }
     }
 
-    /// The latest hashdiffs after this unit (direct way), for the next unit of the run.
+    /// The latest hashdiffs after this unit (direct way, when kept), for the next unit.
     pub fn into_latest(self) -> Option<Latest> {
         match self.mode {
-            Mode::Direct { latest, .. } => Some(latest),
-            Mode::Staged => None,
+            Mode::Direct {
+                latest, keep: true, ..
+            } => Some(latest),
+            _ => None,
         }
     }
 
@@ -296,17 +302,17 @@ impl Stager {
                 }
             }
             let status = match &mut self.mode {
-                Mode::Direct { latest, .. } => match latest.get(&hk) {
-                    Some(d) if *d == hashdiff => Status::Unchanged,
-                    Some(_) => {
+                Mode::Direct { latest, keep, .. } => {
+                    let status = match latest.get(&hk) {
+                        Some(d) if *d == hashdiff => Status::Unchanged,
+                        Some(_) => Status::Changed,
+                        None => Status::New,
+                    };
+                    if *keep && status != Status::Unchanged {
                         latest.insert(hk, hashdiff);
-                        Status::Changed
                     }
-                    None => {
-                        latest.insert(hk, hashdiff);
-                        Status::New
-                    }
-                },
+                    status
+                }
                 Mode::Staged => Status::New,
             };
             if direct {

@@ -56,12 +56,19 @@ pub struct WayChoice {
     /// Rows this source is about to load in this run (this unit and the ones after it),
     /// estimated from sizes and the bytes per row of earlier loads.
     pub rows_ahead: f64,
+    /// Whether this source has more units after this one in the run.
+    pub more_units: bool,
 }
 
-/// Units at least this large (bytes) load an empty satellite the staged way: DuckDB then
-/// compresses the new row groups on every core in one INSERT, where appending into the
-/// satellite compresses on one.
+/// Units from this size (bytes) up to `HUGE_UNIT` load an empty satellite the staged way:
+/// DuckDB then compresses the new row groups on every core in one INSERT, where appending
+/// into the satellite compresses on one.
 pub const LARGE_UNIT: u64 = 16 << 20;
+
+/// Units above this size load the direct way whatever the satellite holds: the staged way
+/// keeps the whole unit in memory until commit, the direct way lets DuckDB write full row
+/// groups to disk as it goes (with `memory_limit`, memory stays flat as inputs grow).
+pub const HUGE_UNIT: u64 = 256 << 20;
 
 impl WayChoice {
     /// Whether to load the direct way into `satellite`, which has `sat_rows` rows, a unit
@@ -72,6 +79,9 @@ impl WayChoice {
     pub fn direct(&self, satellite: &str, sat_rows: u64, size: u64) -> bool {
         if !self.allow_direct {
             return false;
+        }
+        if size > HUGE_UNIT {
+            return true;
         }
         if sat_rows == 0 {
             return size < LARGE_UNIT;

@@ -158,3 +158,19 @@ fn a_vault_file_named_like_a_schema_is_refused() {
         assert!(!p.path(name).exists());
     }
 }
+
+#[test]
+fn duckdb_memory_limit_is_passed_to_duckdb() {
+    let p = Project::tx();
+    p.file(
+        "in/bank/a.csv",
+        "id,Date,Amount,Memo\nT1,2026-01-01,1.00,x\n",
+    );
+    p.file("ingestor.toml", "[duckdb]\nmemory_limit = \"lots\"\n");
+    p.sync()
+        .code(4)
+        .stderr_has(&["memory_limit", "[duckdb] in ingestor.toml"]);
+    p.file("ingestor.toml", "[duckdb]\nmemory_limit = \"64MB\"\n");
+    p.sync().code(0);
+    assert_eq!(p.int("SELECT count(*) FROM main.bank"), 1);
+}
