@@ -12,18 +12,49 @@ pub struct Lake {
     root: PathBuf,
 }
 
+/// What the file system says of a file: enough to tell, as git's index does, that it has
+/// not been written since it was hashed. ctime cannot be set by programs and changes on
+/// every write, so a rewritten file never matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStat {
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+    pub inode: u64,
+}
+
+/// The file's `FileStat`; `None` where the platform has no ctime and inode (always hash).
+pub fn file_stat(path: &Path) -> Option<FileStat> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let m = fs::metadata(path).ok()?;
+        Some(FileStat {
+            size: m.len(),
+            mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+            ctime_ns: m.ctime() * 1_000_000_000 + m.ctime_nsec(),
+            inode: m.ino(),
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
+}
+
 /// BLAKE3 of a file's bytes (64 hex characters) and its size.
 pub fn hash_file(path: &Path, name: &str) -> Result<(String, u64), ReadError> {
     let io = |source| ReadError::Io {
         path: name.to_string(),
         source,
     };
-    // Read through a fixed buffer rather than mapping the file: a mapping's pages count
-    // against the process's memory, as large as the input. Each chunk is hashed on every
-    // core.
+    // Read through a fixed 16 MB buffer rather than mapping the file: a mapping's pages
+    // count against the process's memory, as large as the input. Each chunk is hashed on
+    // every core.
     let mut file = File::open(path).map_err(io)?;
     let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; 4 << 20];
+    let mut buf = vec![0u8; 16 << 20];
     let mut size = 0u64;
     loop {
         let n = read_full(&mut file, &mut buf).map_err(io)?;
@@ -95,7 +126,7 @@ impl Lake {
             if n == 0 {
                 break;
             }
-            hasher.update(&buf[..n]);
+            hasher.update_rayon(&buf[..n]);
             tmp.write_all(&buf[..n])
                 .map_err(lake_err(format!("cannot write `{}`", dest.display())))?;
         }

@@ -162,6 +162,7 @@ struct Input {
     name: String,
     hash: String,
     size: u64,
+    stat: Option<lake::FileStat>,
 }
 
 fn failed(path: String, hash: Option<String>, err: &anyhow::Error) -> UnitReport {
@@ -210,12 +211,30 @@ fn sync_source(
         Some(c) if !plan.force => loaded_files(c, &source.id).map_err(anyhow::Error::new),
         _ => Ok(Default::default()),
     });
+    // Files whose stat is what it was when they were hashed are not read again (as git's
+    // index does); --force reads everything.
+    let stats = match (conn, plan.force) {
+        (Some(c), false) => writer::file_stats(c, &source.id).unwrap_or_default(),
+        _ => Default::default(),
+    };
+    let mut restat = Vec::new();
     let mut pending = Vec::new();
     for path in paths {
         let name = project.display(&path);
-        let hashed = timings
-            .time("hash file", || lake::hash_file(&path, &name))
-            .map_err(anyhow::Error::new);
+        let stat = lake::file_stat(&path);
+        let known = stat.and_then(|s| {
+            stats
+                .get(&name)
+                .filter(|(seen, _)| *seen == s)
+                .map(|(_, hash)| (hash.clone(), s.size))
+        });
+        let hashed_now = known.is_none();
+        let hashed = match known {
+            Some(k) => Ok(k),
+            None => timings
+                .time("hash file", || lake::hash_file(&path, &name))
+                .map_err(anyhow::Error::new),
+        };
         let (hash, size) = match hashed {
             Ok(h) => h,
             Err(e) => {
@@ -227,6 +246,9 @@ fn sync_source(
             Ok(set) => Ok(set.contains(&hash)),
             Err(e) => Err(VaultError::Refused(format!("{e:#}"))),
         };
+        if let (Ok(true), true, Some(stat)) = (&loaded, hashed_now, stat) {
+            restat.push((name.clone(), hash.clone(), stat));
+        }
         match loaded {
             Ok(true) => report.units.push(UnitReport {
                 path: name,
@@ -242,9 +264,19 @@ fn sync_source(
                 name,
                 hash,
                 size,
+                stat,
             }),
             Err(e) => report.units.push(failed(name, Some(hash), &e.into())),
         }
+    }
+    // Files skipped after hashing (touched, not changed) are remembered by their new stat.
+    if let (Some(c), false, false) = (conn, plan.dry_run, restat.is_empty()) {
+        let _ = c.execute_batch("BEGIN TRANSACTION").and_then(|()| {
+            for (name, hash, stat) in &restat {
+                let _ = writer::record_stat(c, &source.id, name, hash, *stat);
+            }
+            c.execute_batch("COMMIT")
+        });
     }
     // The tag contract is checked on every pending input before anything is written:
     // a source that lost a field loads nothing.
@@ -408,6 +440,7 @@ fn unit_of(run_id: i64, input: &Input) -> Unit {
         file_hash: input.hash.clone(),
         path: input.name.clone(),
         size: input.size,
+        stat: input.stat,
     }
 }
 

@@ -16,6 +16,7 @@ use super::ddl::{ident, literal};
 use super::stager::{Constants, Latest, Staged, Stager};
 use crate::defs::{Definitions, Source};
 use crate::error::VaultError;
+use crate::lake::FileStat;
 use crate::timings::Timings;
 use crate::validate::Contract;
 
@@ -33,6 +34,8 @@ pub struct Unit {
     pub path: String,
     /// Size in bytes.
     pub size: u64,
+    /// What the file system said of the file when it was hashed.
+    pub stat: Option<FileStat>,
 }
 
 /// Counters of one loaded unit.
@@ -338,6 +341,15 @@ impl<'c> UnitLoad<'c> {
             "loaded",
             None,
         )?;
+        if let Some(stat) = self.unit.stat {
+            record_stat(
+                conn,
+                &self.source.id,
+                &self.unit.path,
+                &self.unit.file_hash,
+                stat,
+            )?;
+        }
         let table = if self.direct { KEYS } else { STAGE };
         conn.execute_batch(&format!("DROP TABLE temp.{table}; COMMIT"))
             .map_err(VaultError::db("cannot commit the load"))?;
@@ -529,6 +541,68 @@ pub fn record_load(
     )
     .map_err(VaultError::db("cannot record the load"))?;
     Ok(())
+}
+
+/// What the file system said of each file this source loaded (or skipped), by path, with
+/// the file's hash: a file whose stat has not changed need not be read again.
+pub fn file_stats(
+    conn: &Connection,
+    source: &str,
+) -> Result<std::collections::HashMap<String, (FileStat, String)>, VaultError> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT path, size, mtime_ns, ctime_ns, inode, file_hash FROM meta.file_stats \
+             WHERE source = ?",
+        )
+        .map_err(VaultError::db("cannot read meta.file_stats"))?;
+    let rows = stmt
+        .query_map(params![source], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                (
+                    FileStat {
+                        size: r.get::<_, i64>(1)? as u64,
+                        mtime_ns: r.get(2)?,
+                        ctime_ns: r.get(3)?,
+                        inode: r.get(4)?,
+                    },
+                    r.get::<_, String>(5)?,
+                ),
+            ))
+        })
+        .and_then(|rows| rows.collect::<Result<_, _>>())
+        .map_err(VaultError::db("cannot read meta.file_stats"));
+    rows
+}
+
+/// Remember what the file system said of `path` when its bytes hashed to `file_hash`.
+pub fn record_stat(
+    conn: &Connection,
+    source: &str,
+    path: &str,
+    file_hash: &str,
+    stat: FileStat,
+) -> Result<(), VaultError> {
+    conn.execute(
+        "DELETE FROM meta.file_stats WHERE source = ? AND path = ?",
+        params![source, path],
+    )
+    .and_then(|_| {
+        conn.execute(
+            "INSERT INTO meta.file_stats VALUES (?, ?, ?, ?, ?, ?, ?)",
+            params![
+                source,
+                path,
+                stat.size as i64,
+                stat.mtime_ns,
+                stat.ctime_ns,
+                stat.inode,
+                file_hash
+            ],
+        )
+    })
+    .map(|_| ())
+    .map_err(VaultError::db("cannot write meta.file_stats"))
 }
 
 /// The hashes of every file this source has loaded.

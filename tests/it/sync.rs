@@ -527,3 +527,42 @@ fn a_key_given_twice_in_one_file_keeps_its_last_row() {
     assert_eq!(feb["counts"]["unchanged_rows"], 1, "{feb}");
     assert_eq!(p.int("SELECT count(*) FROM main.bank WHERE id = 'T1'"), 1);
 }
+
+#[test]
+fn an_unchanged_stat_skips_without_reading_but_a_rewrite_is_always_seen() {
+    let p = Project::tx();
+    p.file("in/bank/jan.csv", BANK_V1);
+    p.sync().code(0);
+    let path = p.path("in/bank/jan.csv");
+    let recorded = p.texts("SELECT path FROM meta.file_stats");
+    assert_eq!(recorded, ["in/bank/jan.csv"]);
+    // Touched, not changed: hashed again, still skipped, and remembered by its new stat.
+    let file = std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .expect("open");
+    file.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5))
+        .expect("touch");
+    drop(file);
+    p.sync().code(0).stdout_has(&["skipped"]);
+    // Rewritten with the same size and its old mtime put back: ctime still moves, so the
+    // file is read and its change loaded.
+    let before = std::fs::metadata(&path)
+        .expect("stat")
+        .modified()
+        .expect("mtime");
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let changed = BANK_V1.replace("-60.25", "-61.25");
+    assert_eq!(changed.len(), BANK_V1.len());
+    std::fs::write(&path, &changed).expect("rewrite");
+    let file = std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .expect("open");
+    file.set_modified(before).expect("restore mtime");
+    drop(file);
+    let out = p.run(&["sync", "--json"]).code(0);
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    assert_eq!(doc["sources"][0]["units"][0]["status"], "loaded");
+    assert_eq!(doc["sources"][0]["units"][0]["counts"]["changed_rows"], 1);
+}

@@ -82,3 +82,30 @@ fn tag_views_exist_before_any_load() {
         ["hk", "date", "amount", "memo", "record_source", "load_ts"]
     );
 }
+
+#[test]
+fn definitions_changed_after_a_sync_get_their_hubs_and_views() {
+    let p = Project::tx();
+    p.file(
+        "in/bank/a.csv",
+        "id,Date,Amount,Memo\nT1,2026-01-01,-4.50,Coffee\n",
+    );
+    p.sync().code(0);
+    // A second sync with the same definitions skips the set-up; a new tag must not.
+    p.sync().code(0);
+    p.file(
+        "tags/spend.toml",
+        "[fields]\namount = { type = \"decimal\" }\n",
+    );
+    p.file(
+        "sources/bank.toml",
+        crate::common::BANK_SOURCE.replace("tags = [\"tx\"]", "tags = [\"tx\", \"spend\"]"),
+    );
+    p.file(
+        "in/bank/b.csv",
+        "id,Date,Amount,Memo\nT2,2026-01-02,3.00,x\n",
+    );
+    p.sync().code(0);
+    assert_eq!(p.int("SELECT count(*) FROM vault.hub_spend"), 1);
+    assert_eq!(p.int("SELECT count(*) FROM main.spend"), 2);
+}
