@@ -269,15 +269,6 @@ fn sync_source(
             Err(e) => report.units.push(failed(name, Some(hash), &e.into())),
         }
     }
-    // Files skipped after hashing (touched, not changed) are remembered by their new stat.
-    if let (Some(c), false, false) = (conn, plan.dry_run, restat.is_empty()) {
-        let _ = c.execute_batch("BEGIN TRANSACTION").and_then(|()| {
-            for (name, hash, stat) in &restat {
-                let _ = writer::record_stat(c, &source.id, name, hash, *stat);
-            }
-            c.execute_batch("COMMIT")
-        });
-    }
     // The tag contract is checked on every pending input before anything is written:
     // a source that lost a field loads nothing.
     let mut ready = Vec::new();
@@ -383,15 +374,20 @@ fn sync_source(
             );
         }
         match outcome {
-            Ok((satellite, counts)) => report.units.push(UnitReport {
-                path: input.name,
-                file_hash: Some(input.hash),
-                status: "loaded",
-                satellite: Some(satellite),
-                counts: Some(counts),
-                error: None,
-                exit_code: EXIT_OK,
-            }),
+            Ok((satellite, counts)) => {
+                if let Some(stat) = input.stat {
+                    restat.push((input.name.clone(), input.hash.clone(), stat));
+                }
+                report.units.push(UnitReport {
+                    path: input.name,
+                    file_hash: Some(input.hash),
+                    status: "loaded",
+                    satellite: Some(satellite),
+                    counts: Some(counts),
+                    error: None,
+                    exit_code: EXIT_OK,
+                });
+            }
             Err((e, rows_read)) => {
                 let r = failed(input.name.clone(), Some(input.hash.clone()), &e);
                 let counts = LoadCounts {
@@ -410,6 +406,16 @@ fn sync_source(
                 report.units.push(r);
             }
         }
+    }
+    // Loaded files, and files skipped after hashing (touched, not changed), are
+    // remembered by their stat in one transaction: if it is lost, they are hashed again.
+    if let (Some(c), false, false) = (conn, plan.dry_run, restat.is_empty()) {
+        let _ = c.execute_batch("BEGIN TRANSACTION").and_then(|()| {
+            for (name, hash, stat) in &restat {
+                let _ = writer::record_stat(c, &source.id, name, hash, *stat);
+            }
+            c.execute_batch("COMMIT")
+        });
     }
     report.exit_code = report
         .units
@@ -440,7 +446,6 @@ fn unit_of(run_id: i64, input: &Input) -> Unit {
         file_hash: input.hash.clone(),
         path: input.name.clone(),
         size: input.size,
-        stat: input.stat,
     }
 }
 

@@ -34,8 +34,6 @@ pub struct Unit {
     pub path: String,
     /// Size in bytes.
     pub size: u64,
-    /// What the file system said of the file when it was hashed.
-    pub stat: Option<FileStat>,
 }
 
 /// Counters of one loaded unit.
@@ -341,15 +339,6 @@ impl<'c> UnitLoad<'c> {
             "loaded",
             None,
         )?;
-        if let Some(stat) = self.unit.stat {
-            record_stat(
-                conn,
-                &self.source.id,
-                &self.unit.path,
-                &self.unit.file_hash,
-                stat,
-            )?;
-        }
         let table = if self.direct { KEYS } else { STAGE };
         conn.execute_batch(&format!("DROP TABLE temp.{table}; COMMIT"))
             .map_err(VaultError::db("cannot commit the load"))?;
