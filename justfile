@@ -21,5 +21,9 @@ demo:
     cargo run --release -- sync
     cargo run --release -- sql "SELECT record_source, count(*) AS rows, sum(amount) AS total FROM transactions GROUP BY ALL ORDER BY 1"
 
+# Benchmark against DuckDB's own SQL (not in CI); e.g. `just bench --rows 5000000`.
+bench *ARGS="--rows 1000000":
+    cargo bench --bench sync -- {{ARGS}}
+
 # What CI runs: lints, then tests.
 ci: lint test
