@@ -70,12 +70,7 @@ pub fn render(batches: &[RecordBatch], format: SqlFormat) -> anyhow::Result<Stri
             }
             let options = FormatOptions::default();
             for batch in batches {
-                let formatters = batch
-                    .columns()
-                    .iter()
-                    .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(render_err)?;
+                let formatters = formatters(batch, &options).map_err(render_err)?;
                 for row in 0..batch.num_rows() {
                     let cells: Vec<String> = formatters
                         .iter()
@@ -100,12 +95,7 @@ pub fn render(batches: &[RecordBatch], format: SqlFormat) -> anyhow::Result<Stri
             let mut rows = Vec::new();
             for batch in batches {
                 let schema = batch.schema();
-                let formatters = batch
-                    .columns()
-                    .iter()
-                    .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(render_err)?;
+                let formatters = formatters(batch, &options).map_err(render_err)?;
                 for row in 0..batch.num_rows() {
                     let mut obj = Map::new();
                     for (i, field) in schema.fields().iter().enumerate() {
@@ -121,6 +111,18 @@ pub fn render(batches: &[RecordBatch], format: SqlFormat) -> anyhow::Result<Stri
             Ok(format!("{}\n", serde_json::to_string_pretty(&rows)?))
         }
     }
+}
+
+/// One display formatter per column of `batch`.
+fn formatters<'a>(
+    batch: &'a RecordBatch,
+    options: &'a FormatOptions<'a>,
+) -> Result<Vec<ArrayFormatter<'a>>, duckdb::arrow::error::ArrowError> {
+    batch
+        .columns()
+        .iter()
+        .map(|c| ArrayFormatter::try_new(c.as_ref(), options))
+        .collect()
 }
 
 /// Numbers and booleans stay JSON numbers and booleans; decimals, dates and text are strings

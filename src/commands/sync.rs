@@ -281,17 +281,7 @@ fn sync_source(
                 let broke_contract = exit_code(&e) == crate::error::EXIT_CONTRACT;
                 let r = failed(input.name.clone(), Some(input.hash.clone()), &e);
                 if let (Some(c), false) = (conn, plan.dry_run) {
-                    let unit = unit_of(run_id, &input);
-                    let counts = LoadCounts::default();
-                    let _ = record_load(
-                        c,
-                        &unit,
-                        &source.id,
-                        None,
-                        &counts,
-                        r.status,
-                        r.error.as_deref(),
-                    );
+                    record_failure(c, &unit_of(run_id, &input), &source.id, &r, 0);
                 }
                 report.units.push(r);
                 if broke_contract {
@@ -390,19 +380,7 @@ fn sync_source(
             }
             Err((e, rows_read)) => {
                 let r = failed(input.name.clone(), Some(input.hash.clone()), &e);
-                let counts = LoadCounts {
-                    rows_read,
-                    ..LoadCounts::default()
-                };
-                let _ = record_load(
-                    conn,
-                    &unit,
-                    &source.id,
-                    None,
-                    &counts,
-                    r.status,
-                    r.error.as_deref(),
-                );
+                record_failure(conn, &unit, &source.id, &r, rows_read);
                 report.units.push(r);
             }
         }
@@ -424,6 +402,30 @@ fn sync_source(
         .max()
         .unwrap_or(EXIT_OK);
     report
+}
+
+/// Record a unit that failed or was rejected in `meta.loads`, so `runs` can show it. A
+/// failure to record it is not worth failing the run for: the error was printed.
+fn record_failure(
+    conn: &Connection,
+    unit: &Unit,
+    source: &str,
+    report: &UnitReport,
+    rows_read: u64,
+) {
+    let counts = LoadCounts {
+        rows_read,
+        ..LoadCounts::default()
+    };
+    let _ = record_load(
+        conn,
+        unit,
+        source,
+        None,
+        &counts,
+        report.status,
+        report.error.as_deref(),
+    );
 }
 
 /// Rows per byte of the inputs this source has loaded; 0 when it has loaded none.
@@ -544,6 +546,7 @@ fn load_unit(
                     Err(e) => Err(e.into()),
                     Ok(Some(batch)) => {
                         read += batch.rows.len() as u64;
+                        progress.set_position(read);
                         spent
                             .time("cast", || contract.cast(&input.name, &batch, &format))
                             .map_err(anyhow::Error::from)
@@ -557,18 +560,12 @@ fn load_unit(
             }
             (spent, read)
         });
-        let mut appended = 0u64;
         let result = rx.iter().try_for_each(|staged| {
             let staged = staged?;
-            appended += match &staged {
-                Staged::Repeat => return Err(RepeatedKey.into()),
-                Staged::Rows(b) => b.num_rows() as u64,
-                Staged::Direct { satellite, .. } => {
-                    satellite.as_ref().map_or(0, |b| b.num_rows()) as u64
-                }
-            };
+            if matches!(staged, Staged::Repeat) {
+                return Err(RepeatedKey.into());
+            }
             load.append(staged)?;
-            progress.set_position(appended);
             anyhow::Ok(())
         });
         // Dropping the receiver stops a worker that is waiting to send.

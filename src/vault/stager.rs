@@ -156,24 +156,6 @@ fn payload_fields(contract: &Contract) -> Vec<Field> {
         .collect()
 }
 
-/// 32 hex digits (dashes, as in a UUID's text, are skipped) back to 16 bytes.
-pub fn unhex16(text: &str) -> Option<[u8; 16]> {
-    let bytes: Vec<u8> = text.bytes().filter(|&b| b != b'-').collect();
-    if bytes.len() != 32 {
-        return None;
-    }
-    let digit = |b: u8| match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        _ => None,
-    };
-    let mut out = [0u8; 16];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = digit(bytes[2 * i])? << 4 | digit(bytes[2 * i + 1])?;
-    }
-    Some(out)
-}
-
 impl Stager {
     /// A stager for the staged way.
     pub fn staged(source: &Source, contract: &Contract, hasher: &RecipeHasher) -> Self {
@@ -442,29 +424,4 @@ fn stage_schema_fields() -> Vec<Field> {
         Field::new("business_key", DataType::Utf8, true),
         Field::new("row_number", DataType::Int64, false),
     ]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hex_round_trips() {
-        let bytes: [u8; 16] = *b"\x00\x01\x7f\x80\xff0123456789a";
-        let mut hex = [0u8; 32];
-        super::super::hash::hex16(&bytes, &mut hex);
-        let text = std::str::from_utf8(&hex).unwrap();
-        assert_eq!(unhex16(text), Some(bytes));
-        let dashed = format!(
-            "{}-{}-{}-{}-{}",
-            &text[..8],
-            &text[8..12],
-            &text[12..16],
-            &text[16..20],
-            &text[20..]
-        );
-        assert_eq!(unhex16(&dashed), Some(bytes));
-        assert_eq!(unhex16("zz"), None);
-        assert_eq!(unhex16(&"g".repeat(32)), None);
-    }
 }

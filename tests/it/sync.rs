@@ -566,3 +566,40 @@ fn an_unchanged_stat_skips_without_reading_but_a_rewrite_is_always_seen() {
     assert_eq!(doc["sources"][0]["units"][0]["status"], "loaded");
     assert_eq!(doc["sources"][0]["units"][0]["counts"]["changed_rows"], 1);
 }
+
+#[test]
+fn a_terminal_gets_a_progress_line() {
+    // `script` (util-linux) runs the command on a pseudo-terminal.
+    let Ok(script) = which("script") else {
+        eprintln!("skipped: no `script` command for a pseudo-terminal");
+        return;
+    };
+    let p = Project::tx();
+    p.file("in/bank/jan.csv", BANK_V1);
+    let bin = assert_cmd::cargo::cargo_bin("ingestor");
+    let log = p.path("tty.log");
+    let status = std::process::Command::new(script)
+        .arg("-qc")
+        .arg(format!(
+            "{} -C {} sync",
+            bin.display(),
+            p.dir.path().display()
+        ))
+        .arg(&log)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("script");
+    assert!(status.success());
+    let screen = String::from_utf8_lossy(&std::fs::read(&log).expect("log")).into_owned();
+    assert!(screen.contains("bank in/bank/jan.csv:"), "{screen}");
+    assert!(screen.contains(" rows, "), "{screen}");
+}
+
+fn which(name: &str) -> Result<std::path::PathBuf, ()> {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .ok_or(())
+}
