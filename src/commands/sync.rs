@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use duckdb::arrow::record_batch::RecordBatch;
 use duckdb::Connection;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
@@ -512,36 +513,21 @@ fn load_unit(
         choice,
     )
     .map_err(|e| (e.into(), 0))?;
-    // The cached map is taken: if this unit fails, its updates are not the satellite's.
-    let cached = cache.take();
-    let mut stager = if load.is_direct() {
-        let latest = match cached {
-            Some((sat, latest)) if sat == load.satellite() => latest,
-            _ => load.latest().map_err(|e| (e.into(), 0))?,
-        };
-        // Only a later unit of this run needs the map kept current.
-        let keep = choice.more_units;
-        Stager::direct(
-            source,
-            &contract,
-            &plan.hasher,
-            latest,
-            keep,
-            load.constants(),
-        )
-    } else {
-        Stager::staged(source, &contract, &plan.hasher)
-    };
-    let (tx, rx) = std::sync::mpsc::sync_channel::<anyhow::Result<Staged>>(4);
-    let (result, rows) = std::thread::scope(|scope| {
-        let worker = scope.spawn(|| {
+    // Three stages: a reader thread parses and casts, a stager thread hashes (on every
+    // core), this thread appends to DuckDB. Bounded channels keep memory flat; the latest
+    // hashdiffs are read here while the first batches are parsed.
+    let (typed_tx, typed_rx) =
+        std::sync::mpsc::sync_channel::<anyhow::Result<(RecordBatch, Vec<i64>)>>(8);
+    let (staged_tx, staged_rx) = std::sync::mpsc::sync_channel::<anyhow::Result<Staged>>(4);
+    let (result, rows, stager) = std::thread::scope(|scope| {
+        let reading = scope.spawn(|| {
             // Owned here, so the channel closes when this thread is done.
-            let tx = tx;
+            let tx = typed_tx;
             let mut spent = Timings::default();
             let mut read = 0u64;
             loop {
                 let next = spent.time("read", || reader.next_batch());
-                let staged = match next {
+                let typed = match next {
                     Ok(None) => break,
                     Err(e) => Err(e.into()),
                     Ok(Some(batch)) => {
@@ -549,18 +535,58 @@ fn load_unit(
                         progress.set_position(read);
                         spent
                             .time("cast", || contract.cast(&input.name, &batch, &format))
+                            .map(|typed| (typed, batch.rows))
                             .map_err(anyhow::Error::from)
-                            .and_then(|typed| Ok(stager.stage(&typed, &batch.rows)?))
                     }
                 };
-                let failed = matches!(staged, Err(_) | Ok(Staged::Repeat));
-                if tx.send(staged).is_err() || failed {
+                let failed = typed.is_err();
+                if tx.send(typed).is_err() || failed {
                     break;
                 }
             }
             (spent, read)
         });
-        let result = rx.iter().try_for_each(|staged| {
+        // The cached map is taken: if this unit fails, its updates are not the satellite's.
+        let cached = cache.take();
+        let stager = if load.is_direct() {
+            let latest = match cached {
+                Some((sat, latest)) if sat == load.satellite() => Ok(latest),
+                _ => load.latest(),
+            };
+            // Only a later unit of this run needs the map kept current.
+            latest.map(|latest| {
+                Stager::direct(
+                    source,
+                    &contract,
+                    &plan.hasher,
+                    latest,
+                    choice.more_units,
+                    load.constants(),
+                )
+            })
+        } else {
+            Ok(Stager::staged(source, &contract, &plan.hasher))
+        };
+        let mut stager = match stager {
+            Ok(s) => s,
+            Err(e) => {
+                drop(typed_rx);
+                let (_, read) = reading.join().expect("the reading thread does not panic");
+                return (Err(e.into()), read, None);
+            }
+        };
+        let staging = scope.spawn(move || {
+            let tx = staged_tx;
+            for typed in typed_rx.iter() {
+                let staged = typed.and_then(|(typed, rows)| Ok(stager.stage(&typed, &rows)?));
+                let failed = matches!(staged, Err(_) | Ok(Staged::Repeat));
+                if tx.send(staged).is_err() || failed {
+                    break;
+                }
+            }
+            stager
+        });
+        let result = staged_rx.iter().try_for_each(|staged| {
             let staged = staged?;
             if matches!(staged, Staged::Repeat) {
                 return Err(RepeatedKey.into());
@@ -568,13 +594,15 @@ fn load_unit(
             load.append(staged)?;
             anyhow::Ok(())
         });
-        // Dropping the receiver stops a worker that is waiting to send.
-        drop(rx);
-        let (spent, read) = worker.join().expect("the reading thread does not panic");
+        // Dropping the receiver stops the threads that are waiting to send.
+        drop(staged_rx);
+        let stager = staging.join().expect("the stager thread does not panic");
+        let (spent, read) = reading.join().expect("the reading thread does not panic");
         timings.merge(&spent);
-        (result, read)
+        (result, read, Some(stager))
     });
     result.map_err(|e| (e, rows))?;
+    let stager = stager.expect("a stager exists when loading went on");
     timings.merge(&stager.timings);
     let satellite = load.satellite().to_string();
     let counts = load

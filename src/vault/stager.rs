@@ -23,6 +23,7 @@ use duckdb::arrow::array::{
 use duckdb::arrow::compute::take;
 use duckdb::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use duckdb::arrow::record_batch::RecordBatch;
+use rayon::prelude::*;
 
 use super::hash::{Encoder, RecipeHasher};
 use crate::defs::{KeyCase, Source};
@@ -222,60 +223,26 @@ impl Stager {
     fn stage_inner(&mut self, typed: &RecordBatch, rows: &[i64]) -> Result<Staged, VaultError> {
         let n = typed.num_rows();
         let direct = matches!(self.mode, Mode::Direct { .. });
+        // Readable keys for every row when most rows will be new; else only for new rows.
+        let all_readable = match &self.mode {
+            Mode::Staged => true,
+            Mode::Direct { latest, .. } => latest.is_empty(),
+        };
+        let hashed = self.hash_rows(typed, all_readable);
         let mut hks = FixedSizeBinaryBuilder::with_capacity(n, 16);
         let mut diffs = FixedSizeBinaryBuilder::with_capacity(n, 16);
         let mut bks = StringBuilder::with_capacity(n, n * 16);
         // Direct way: which rows go to the satellite, and the keys that are new.
         let mut emitted: Vec<u32> = Vec::new();
         let mut new_hks = FixedSizeBinaryBuilder::new(16);
-        let mut payload = Encoder::default();
-        let mut key = Encoder::default();
-        let mut places: Vec<Option<std::ops::Range<usize>>> =
-            Vec::with_capacity(typed.num_columns());
         let mut readable: Vec<u8> = Vec::new();
         let append = |b: &mut FixedSizeBinaryBuilder, v: &[u8; 16]| {
             b.append_value(v)
                 .map_err(|e| VaultError::Refused(format!("cannot stage a key: {e}")))
         };
-        for row in 0..n {
-            payload.clear();
-            places.clear();
-            for col in typed.columns() {
-                places.push(payload.push_cell(col.as_ref(), row));
-            }
-            let hashdiff = self.hasher.hash16(payload.bytes());
-            let text = |place: &Option<std::ops::Range<usize>>| match place {
-                Some(r) => &payload.bytes()[r.clone()],
-                None => &b""[..],
-            };
-            key.clear();
-            key.extend(&self.namespace);
-            let mut occurrence = 0;
-            match &self.key {
-                Some(key_cols) => {
-                    for &c in key_cols {
-                        // Key columns are never NULL (the contract refuses that).
-                        let part = text(&places[c]);
-                        if self.upper {
-                            key.push(Some(&String::from_utf8_lossy(part).to_uppercase()));
-                        } else {
-                            key.push_bytes(part);
-                        }
-                    }
-                }
-                None => {
-                    // Content key: every payload value plus the occurrence among identical
-                    // rows of this unit, so identical rows stay distinct and reloads match.
-                    let seen = self.occurrences.entry(hashdiff).or_insert(0);
-                    *seen += 1;
-                    occurrence = *seen;
-                    key.extend(payload.bytes());
-                    key.push(Some(&occurrence.to_string()));
-                }
-            }
-            let hk = self.hasher.hash16(key.bytes());
+        for (row, h) in hashed.rows.iter().enumerate() {
             if self.key.is_some() {
-                let prefix = u64::from_le_bytes(hk[..8].try_into().expect("8 bytes"));
+                let prefix = u64::from_le_bytes(h.hk[..8].try_into().expect("8 bytes"));
                 if !self.seen.insert(prefix) {
                     self.repeated = true;
                     if direct {
@@ -285,13 +252,13 @@ impl Stager {
             }
             let status = match &mut self.mode {
                 Mode::Direct { latest, keep, .. } => {
-                    let status = match latest.get(&hk) {
-                        Some(d) if *d == hashdiff => Status::Unchanged,
+                    let status = match latest.get(&h.hk) {
+                        Some(d) if *d == h.hashdiff => Status::Unchanged,
                         Some(_) => Status::Changed,
                         None => Status::New,
                     };
                     if *keep && status != Status::Unchanged {
-                        latest.insert(hk, hashdiff);
+                        latest.insert(h.hk, h.hashdiff);
                     }
                     status
                 }
@@ -308,34 +275,20 @@ impl Stager {
                 }
                 emitted.push(row as u32);
             }
-            append(&mut hks, &hk)?;
+            append(&mut hks, &h.hk)?;
             if direct && status == Status::New {
-                append(&mut new_hks, &hk)?;
+                append(&mut new_hks, &h.hk)?;
             }
-            append(&mut diffs, &hashdiff)?;
+            append(&mut diffs, &h.hashdiff)?;
             if !direct || status == Status::New {
-                // The readable key: the key parts, or for a content key the payload
-                // values and the occurrence.
                 readable.clear();
-                let parts: Vec<usize> = match &self.key {
-                    Some(cols) => cols.clone(),
-                    None => (0..places.len()).collect(),
-                };
-                for (i, &c) in parts.iter().enumerate() {
-                    if i > 0 {
-                        readable.push(b'|');
-                    }
-                    let part = text(&places[c]);
-                    if self.upper && self.key.is_some() {
-                        readable.extend_from_slice(
-                            String::from_utf8_lossy(part).to_uppercase().as_bytes(),
-                        );
-                    } else {
-                        readable.extend_from_slice(part);
-                    }
+                match hashed.readable(row) {
+                    Some(text) => readable.extend_from_slice(text),
+                    None => self.readable_into(typed, row, &mut readable),
                 }
                 if self.key.is_none() {
-                    readable.extend_from_slice(format!(" #{occurrence}").as_bytes());
+                    // A content key's readable form ends with its occurrence.
+                    readable.extend_from_slice(format!(" #{}", h.occurrence).as_bytes());
                 }
                 bks.append_value(std::str::from_utf8(&readable).expect("canonical text is UTF-8"));
             }
@@ -414,6 +367,181 @@ impl Stager {
                 Ok(Staged::Direct { satellite, keys })
             }
         }
+    }
+}
+
+/// What the parallel pass computes for one row.
+#[derive(Debug, Clone, Copy, Default)]
+struct RowHash {
+    hashdiff: [u8; 16],
+    hk: [u8; 16],
+    /// Content keys: the row's occurrence among identical rows of the unit.
+    occurrence: u32,
+}
+
+/// The hashes of a batch, and the readable keys when they were asked for.
+struct Hashed {
+    rows: Vec<RowHash>,
+    /// The readable keys' text, one after another, and where each ends.
+    text: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Hashed {
+    fn readable(&self, row: usize) -> Option<&[u8]> {
+        if self.ends.is_empty() {
+            return None;
+        }
+        let start = if row == 0 { 0 } else { self.ends[row - 1] };
+        Some(&self.text[start..self.ends[row]])
+    }
+}
+
+impl Stager {
+    /// Hash every row of a batch, on every core. A primary key is hashed with its row; a
+    /// content key needs the row's occurrence among identical rows first, which is counted
+    /// in order, then hashed on every core again.
+    fn hash_rows(&mut self, typed: &RecordBatch, readable: bool) -> Hashed {
+        let n = typed.num_rows();
+        let parts = rayon::current_num_threads().max(1);
+        let chunk = n.div_ceil(parts).max(1024);
+        let ranges: Vec<std::ops::Range<usize>> = (0..n)
+            .step_by(chunk)
+            .map(|s| s..(s + chunk).min(n))
+            .collect();
+        let this = &*self;
+        let pieces: Vec<(Vec<RowHash>, Vec<u8>, Vec<usize>)> = ranges
+            .par_iter()
+            .map(|range| this.hash_range(typed, range.clone(), readable))
+            .collect();
+        let mut hashed = Hashed {
+            rows: Vec::with_capacity(n),
+            text: Vec::new(),
+            ends: Vec::new(),
+        };
+        for (rows, text, ends) in pieces {
+            let base = hashed.text.len();
+            hashed.rows.extend(rows);
+            hashed.text.extend(text);
+            hashed.ends.extend(ends.into_iter().map(|e| e + base));
+        }
+        if self.key.is_none() {
+            for h in hashed.rows.iter_mut() {
+                let seen = self.occurrences.entry(h.hashdiff).or_insert(0);
+                *seen += 1;
+                h.occurrence = *seen;
+            }
+            let this = &*self;
+            let rows = &mut hashed.rows;
+            rows.par_chunks_mut(chunk)
+                .enumerate()
+                .for_each(|(i, part)| this.content_keys(typed, i * chunk, part));
+        }
+        hashed
+    }
+
+    /// Hashdiffs (and primary keys, and readable keys when asked) of a range of rows.
+    fn hash_range(
+        &self,
+        typed: &RecordBatch,
+        range: std::ops::Range<usize>,
+        readable: bool,
+    ) -> (Vec<RowHash>, Vec<u8>, Vec<usize>) {
+        let mut payload = Encoder::default();
+        let mut key = Encoder::default();
+        let mut places: Vec<Option<std::ops::Range<usize>>> = Vec::new();
+        let mut out = Vec::with_capacity(range.len());
+        let mut text = Vec::new();
+        let mut ends = Vec::new();
+        for row in range {
+            payload.clear();
+            places.clear();
+            for col in typed.columns() {
+                places.push(payload.push_cell(col.as_ref(), row));
+            }
+            let mut h = RowHash {
+                hashdiff: self.hasher.hash16(payload.bytes()),
+                ..RowHash::default()
+            };
+            if let Some(key_cols) = &self.key {
+                key.clear();
+                key.extend(&self.namespace);
+                for &c in key_cols {
+                    // Key columns are never NULL (the contract refuses that).
+                    let part = cell_text(&payload, &places[c]);
+                    if self.upper {
+                        key.push(Some(&String::from_utf8_lossy(part).to_uppercase()));
+                    } else {
+                        key.push_bytes(part);
+                    }
+                }
+                h.hk = self.hasher.hash16(key.bytes());
+            }
+            if readable {
+                self.join_readable(&payload, &places, &mut text);
+                ends.push(text.len());
+            }
+            out.push(h);
+        }
+        (out, text, ends)
+    }
+
+    /// Content keys of rows whose occurrences are known: every payload value plus the
+    /// occurrence, so identical rows stay distinct and reloads match.
+    fn content_keys(&self, typed: &RecordBatch, first: usize, rows: &mut [RowHash]) {
+        let mut key = Encoder::default();
+        for (i, h) in rows.iter_mut().enumerate() {
+            key.clear();
+            key.extend(&self.namespace);
+            for col in typed.columns() {
+                key.push_cell(col.as_ref(), first + i);
+            }
+            key.push(Some(&h.occurrence.to_string()));
+            h.hk = self.hasher.hash16(key.bytes());
+        }
+    }
+
+    /// The readable key of one row (without a content key's occurrence), into `out`.
+    fn readable_into(&self, typed: &RecordBatch, row: usize, out: &mut Vec<u8>) {
+        let mut payload = Encoder::default();
+        let places: Vec<_> = typed
+            .columns()
+            .iter()
+            .map(|col| payload.push_cell(col.as_ref(), row))
+            .collect();
+        self.join_readable(&payload, &places, out);
+    }
+
+    /// The key parts (or for a content key every value) joined with `|`.
+    fn join_readable(
+        &self,
+        payload: &Encoder,
+        places: &[Option<std::ops::Range<usize>>],
+        out: &mut Vec<u8>,
+    ) {
+        let parts: Vec<usize> = match &self.key {
+            Some(cols) => cols.clone(),
+            None => (0..places.len()).collect(),
+        };
+        for (i, &c) in parts.iter().enumerate() {
+            if i > 0 {
+                out.push(b'|');
+            }
+            let part = cell_text(payload, &places[c]);
+            if self.upper && self.key.is_some() {
+                out.extend_from_slice(String::from_utf8_lossy(part).to_uppercase().as_bytes());
+            } else {
+                out.extend_from_slice(part);
+            }
+        }
+    }
+}
+
+/// The canonical text of a cell inside an encoding, empty for NULL.
+fn cell_text<'a>(payload: &'a Encoder, place: &Option<std::ops::Range<usize>>) -> &'a [u8] {
+    match place {
+        Some(r) => &payload.bytes()[r.clone()],
+        None => b"",
     }
 }
 
