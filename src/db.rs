@@ -44,6 +44,10 @@ pub fn open(path: &Path) -> Result<Connection, anyhow::Error> {
 
 /// Apply `[duckdb]` settings of ingestor.toml to a connection.
 pub fn configure(conn: &Connection, settings: &DuckdbConfig) -> Result<(), VaultError> {
+    // Satellite rows carry their own position (row_number); their order in the table means
+    // nothing, and not keeping it lets DuckDB insert on every core.
+    conn.execute_batch("SET preserve_insertion_order = false")
+        .map_err(VaultError::db("cannot configure DuckDB"))?;
     if let Some(limit) = &settings.memory_limit {
         conn.execute_batch(&format!(
             "SET memory_limit = {}",
