@@ -5,7 +5,7 @@
 //!
 //! - **direct**: rows go straight into the satellite. The satellite's latest hashdiff per
 //!   key is known up front, so only new and changed rows are emitted, with the constant
-//!   columns filled in; new keys are emitted for the hubs. Content keys never repeat
+//!   columns filled in; their keys are offered to the hubs. Content keys never repeat
 //!   within a unit; a primary key that does makes the stager answer `Repeat`, and the
 //!   unit is loaded again the staged way.
 //! - **staged**: every row goes to a staging table with its key, hashdiff and position,
@@ -232,7 +232,7 @@ impl Stager {
         let mut hks = FixedSizeBinaryBuilder::with_capacity(n, 16);
         let mut diffs = FixedSizeBinaryBuilder::with_capacity(n, 16);
         let mut bks = StringBuilder::with_capacity(n, n * 16);
-        // Direct way: which rows go to the satellite, and the keys that are new.
+        // Direct way: which rows go to the satellite; their keys go to the hubs.
         let mut emitted: Vec<u32> = Vec::new();
         let mut new_hks = FixedSizeBinaryBuilder::new(16);
         let mut readable: Vec<u8> = Vec::new();
@@ -276,11 +276,13 @@ impl Stager {
                 emitted.push(row as u32);
             }
             append(&mut hks, &h.hk)?;
-            if direct && status == Status::New {
+            // Every key that reaches the satellite is offered to the hubs (they keep the
+            // ones they lack): a tag added to the source since needs its changed keys too.
+            if direct {
                 append(&mut new_hks, &h.hk)?;
             }
             append(&mut diffs, &h.hashdiff)?;
-            if !direct || status == Status::New {
+            {
                 readable.clear();
                 match hashed.readable(row) {
                     Some(text) => readable.extend_from_slice(text),

@@ -101,11 +101,15 @@ fn definitions_changed_after_a_sync_get_their_hubs_and_views() {
         "sources/bank.toml",
         crate::common::BANK_SOURCE.replace("tags = [\"tx\"]", "tags = [\"tx\", \"spend\"]"),
     );
+    // T1 changed and T2 new: both reach the satellite, so both belong in the new hub.
     p.file(
         "in/bank/b.csv",
-        "id,Date,Amount,Memo\nT2,2026-01-02,3.00,x\n",
+        "id,Date,Amount,Memo\nT1,2026-01-01,-5.00,Coffee\nT2,2026-01-02,3.00,x\n",
     );
     p.sync().code(0);
-    assert_eq!(p.int("SELECT count(*) FROM vault.hub_spend"), 1);
+    assert_eq!(
+        p.texts("SELECT business_key FROM vault.hub_spend ORDER BY 1"),
+        ["T1", "T2"]
+    );
     assert_eq!(p.int("SELECT count(*) FROM main.spend"), 2);
 }
