@@ -25,7 +25,7 @@ use duckdb::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use duckdb::arrow::record_batch::RecordBatch;
 use rayon::prelude::*;
 
-use super::hash::{Encoder, RecipeHasher};
+use super::hash::{push_digits, Encoder, RecipeHasher};
 use crate::defs::{KeyCase, Source};
 use crate::error::VaultError;
 use crate::timings::Timings;
@@ -290,7 +290,8 @@ impl Stager {
                 }
                 if self.key.is_none() {
                     // A content key's readable form ends with its occurrence.
-                    readable.extend_from_slice(format!(" #{}", h.occurrence).as_bytes());
+                    readable.extend_from_slice(b" #");
+                    push_digits(&mut readable, u128::from(h.occurrence));
                 }
                 bks.append_value(std::str::from_utf8(&readable).expect("canonical text is UTF-8"));
             }
@@ -498,7 +499,7 @@ impl Stager {
             for col in typed.columns() {
                 key.push_cell(col.as_ref(), first + i);
             }
-            key.push(Some(&h.occurrence.to_string()));
+            key.push_number(u64::from(h.occurrence));
             h.hk = self.hasher.hash16(key.bytes());
         }
     }
@@ -521,20 +522,24 @@ impl Stager {
         places: &[Option<std::ops::Range<usize>>],
         out: &mut Vec<u8>,
     ) {
-        let parts: Vec<usize> = match &self.key {
-            Some(cols) => cols.clone(),
-            None => (0..places.len()).collect(),
-        };
-        for (i, &c) in parts.iter().enumerate() {
+        // Runs for every row of a first load: no allocation unless upper-casing.
+        let mut push = |i: usize, place: &Option<std::ops::Range<usize>>| {
             if i > 0 {
                 out.push(b'|');
             }
-            let part = cell_text(payload, &places[c]);
+            let part = cell_text(payload, place);
             if self.upper && self.key.is_some() {
                 out.extend_from_slice(String::from_utf8_lossy(part).to_uppercase().as_bytes());
             } else {
                 out.extend_from_slice(part);
             }
+        };
+        match &self.key {
+            Some(cols) => cols
+                .iter()
+                .enumerate()
+                .for_each(|(i, &c)| push(i, &places[c])),
+            None => places.iter().enumerate().for_each(|(i, p)| push(i, p)),
         }
     }
 }
