@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use duckdb::arrow::array::{
     Array, ArrayRef, AsArray, BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder,
-    Int64Builder, StringArray, TimestampMicrosecondBuilder,
+    Int64Builder, StringArray, StringBuilder, TimestampMicrosecondBuilder,
 };
 use duckdb::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use duckdb::arrow::record_batch::RecordBatch;
@@ -201,10 +201,17 @@ impl Contract {
 
 /// A typed column as the canonical text the hash recipe uses.
 fn canonical_text(array: &dyn Array) -> StringArray {
-    let mut cell = String::new();
-    (0..array.len())
-        .map(|row| crate::vault::hash::canonical_cell(array, row, &mut cell).then(|| cell.clone()))
-        .collect()
+    let mut out = StringBuilder::with_capacity(array.len(), array.len() * 8);
+    let mut cell = Vec::new();
+    for row in 0..array.len() {
+        cell.clear();
+        if crate::vault::hash::canonical_into(array, row, &mut cell) {
+            out.append_value(std::str::from_utf8(&cell).expect("canonical text is UTF-8"));
+        } else {
+            out.append_null();
+        }
+    }
+    out.finish()
 }
 
 /// ", closest column: `X`" when an input column looks like a rename of `wanted`.
