@@ -88,13 +88,6 @@ impl Definitions {
         })
     }
 
-    /// Path of a source's definition file, for messages.
-    pub fn source_path(&self, id: &str) -> PathBuf {
-        self.dir
-            .join(&self.project.sources)
-            .join(format!("{id}.toml"))
-    }
-
     /// The DuckDB file of the vault.
     pub fn database_path(&self) -> PathBuf {
         self.dir.join(&self.project.database)

@@ -5,7 +5,7 @@ use duckdb::{params, Connection, OptionalExt};
 use serde::{Deserialize, Serialize};
 
 use super::hash::{RecipeHasher, RECIPE, RECIPE_VERSION};
-use crate::defs::{Definitions, FieldType};
+use crate::defs::Definitions;
 use crate::error::VaultError;
 use crate::validate::Contract;
 
@@ -65,7 +65,6 @@ pub struct ColumnRecord {
 pub struct SatelliteRecord {
     pub source: String,
     pub table: String,
-    pub fingerprint: String,
     pub columns: Vec<ColumnRecord>,
     pub tags: Vec<String>,
     pub created_at: String,
@@ -212,7 +211,7 @@ fn check_recipe(conn: &Connection, hasher: &RecipeHasher) -> Result<(), VaultErr
 pub fn satellites(conn: &Connection) -> Result<Vec<SatelliteRecord>, VaultError> {
     let mut stmt = conn
         .prepare(
-            "SELECT source, table_name, fingerprint, columns, tags, strftime(created_at::TIMESTAMP, '%Y-%m-%d %H:%M:%S') \
+            "SELECT source, table_name, columns, tags, strftime(created_at::TIMESTAMP, '%Y-%m-%d %H:%M:%S') \
              FROM meta.satellites ORDER BY created_at, table_name",
         )
         .map_err(VaultError::db("cannot read meta.satellites"))?;
@@ -224,13 +223,12 @@ pub fn satellites(conn: &Connection) -> Result<Vec<SatelliteRecord>, VaultError>
                 r.get::<_, String>(2)?,
                 r.get::<_, String>(3)?,
                 r.get::<_, String>(4)?,
-                r.get::<_, String>(5)?,
             ))
         })
         .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
         .map_err(VaultError::db("cannot read meta.satellites"))?;
     rows.into_iter()
-        .map(|(source, table, fingerprint, columns, tags, created_at)| {
+        .map(|(source, table, columns, tags, created_at)| {
             let bad = |e: serde_json::Error| {
                 VaultError::Refused(format!("meta.satellites row of `{table}` is damaged: {e}"))
             };
@@ -239,7 +237,6 @@ pub fn satellites(conn: &Connection) -> Result<Vec<SatelliteRecord>, VaultError>
                 tags: serde_json::from_str(&tags).map_err(bad)?,
                 source,
                 table: table.clone(),
-                fingerprint,
                 created_at,
             })
         })
@@ -397,18 +394,4 @@ pub fn refresh_views(conn: &Connection, defs: &Definitions) -> Result<(), VaultE
         )))?;
     }
     Ok(())
-}
-
-/// Column types as the definitions write them, for `schema` output.
-pub fn describe(columns: &[ColumnRecord]) -> Vec<(String, String)> {
-    columns
-        .iter()
-        .map(|c| {
-            let ty =
-                c.ty.parse::<FieldType>()
-                    .map(|t| t.to_string())
-                    .unwrap_or_else(|_| c.ty.clone());
-            (c.name.clone(), ty)
-        })
-        .collect()
 }

@@ -299,15 +299,6 @@ pub fn canonical_into(array: &dyn Array, row: usize, out: &mut Vec<u8>) -> bool 
     true
 }
 
-/// Canonical text of the cell at `row` into `out` (replacing it); `false` when NULL.
-pub fn canonical_cell(array: &dyn Array, row: usize, out: &mut String) -> bool {
-    let mut bytes = std::mem::take(out).into_bytes();
-    bytes.clear();
-    let present = canonical_into(array, row, &mut bytes);
-    *out = String::from_utf8(bytes).expect("canonical text is UTF-8");
-    present
-}
-
 /// ISO 8601 without offset: `YYYY-MM-DDTHH:MM:SS`, then `.ffffff` with trailing zeros removed.
 pub fn canonical_timestamp(micros: i64, out: &mut Vec<u8>) {
     match DateTime::from_timestamp_micros(micros) {
