@@ -338,21 +338,8 @@ fn sync_source(
             more_units: bytes_ahead > input.size,
         };
         bytes_ahead -= input.size;
-        let mut outcome = load_unit(
-            plan,
-            source,
-            conn,
-            &input,
-            unit.clone(),
-            progress,
-            timings,
-            &choice,
-            &mut cache,
-        );
-        if matches!(&outcome, Err((e, _)) if e.is::<RepeatedKey>()) {
-            // A key came twice: its last row must win, which only the staged way decides.
-            choice.allow_direct = false;
-            outcome = load_unit(
+        let outcome = loop {
+            let outcome = load_unit(
                 plan,
                 source,
                 conn,
@@ -363,7 +350,15 @@ fn sync_source(
                 &choice,
                 &mut cache,
             );
-        }
+            match &outcome {
+                // A key came twice: its last row must win, which only the staged way
+                // decides; the direct attempt was rolled back.
+                Err((e, _)) if e.is::<RepeatedKey>() && choice.allow_direct => {
+                    choice.allow_direct = false;
+                }
+                _ => break outcome,
+            }
+        };
         match outcome {
             Ok((satellite, counts)) => {
                 if let Some(stat) = input.stat {
