@@ -32,8 +32,8 @@ pub enum DefError {
         key: String,
         message: String,
     },
-    #[error("no source named `{0}` (see `ingestor status` for the list)")]
-    UnknownSource(String),
+    #[error("no source named `{name}`; sources/ defines: {known}")]
+    UnknownSource { name: String, known: String },
 }
 
 /// The input broke the promise its tags make: a field is missing, or a value is null or of

@@ -2,7 +2,7 @@
 
 use crate::cli::Cli;
 use crate::commands::sql::open_vault;
-use crate::error::{DefError, EXIT_OK};
+use crate::error::EXIT_OK;
 use crate::plan::Project;
 use crate::vault::ddl::{self, ColumnRecord};
 
@@ -11,7 +11,7 @@ pub fn run(cli: &Cli, source: Option<&str>, diff: bool) -> anyhow::Result<i32> {
     let project = Project::load(cli)?;
     if let Some(s) = source {
         if !project.defs.sources.contains_key(s) {
-            return Err(DefError::UnknownSource(s.to_string()).into());
+            return Err(project.defs.unknown_source(s).into());
         }
     }
     let conn = open_vault(cli)?;

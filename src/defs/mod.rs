@@ -98,6 +98,19 @@ impl Definitions {
         self.dir.join(&self.project.lake)
     }
 
+    /// The error for a source name that no file in sources/ defines, listing those that do.
+    pub fn unknown_source(&self, name: &str) -> DefError {
+        let known: Vec<&str> = self.sources.keys().map(String::as_str).collect();
+        DefError::UnknownSource {
+            name: name.to_string(),
+            known: if known.is_empty() {
+                "(none)".to_string()
+            } else {
+                known.join(", ")
+            },
+        }
+    }
+
     /// The sources named, or all of them when none is named.
     pub fn select(&self, names: &[String]) -> Result<Vec<&Source>, DefError> {
         if names.is_empty() {
@@ -105,11 +118,7 @@ impl Definitions {
         }
         names
             .iter()
-            .map(|n| {
-                self.sources
-                    .get(n)
-                    .ok_or_else(|| DefError::UnknownSource(n.clone()))
-            })
+            .map(|n| self.sources.get(n).ok_or_else(|| self.unknown_source(n)))
             .collect()
     }
 

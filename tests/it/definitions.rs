@@ -127,7 +127,7 @@ fn unknown_source_on_the_command_line() {
     let p = Project::tx();
     p.run(&["sync", "nosuch"])
         .code(2)
-        .stderr_has(&["no source named `nosuch`"]);
+        .stderr_has(&["no source named `nosuch`", "sources/ defines: bank, card"]);
 }
 
 #[test]
