@@ -1,6 +1,7 @@
 //! `ingestor sync`: load new and changed inputs into the vault.
 
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use anyhow::Context;
 use duckdb::arrow::record_batch::RecordBatch;
@@ -11,7 +12,7 @@ use serde::Serialize;
 use crate::cli::{Cli, SyncArgs};
 use crate::db;
 use crate::defs::Source;
-use crate::error::{exit_code, VaultError, EXIT_OK};
+use crate::error::{exit_code, ReadError, VaultError, EXIT_OK};
 use crate::lake;
 use crate::plan::SyncPlan;
 use crate::readers;
@@ -468,10 +469,14 @@ fn contract_of(
 #[error("a key is given twice in this input")]
 struct RepeatedKey;
 
-/// Copy the input into the lake, read it back from there, and load it in one transaction,
-/// the direct way or the staged way (vault::stager). A worker thread reads, casts and
-/// hashes while this thread appends to DuckDB; a bounded channel between them keeps memory
-/// flat. On error the transaction is rolled back; the error comes with the rows read.
+/// Copy the input into the lake and load it in one transaction, the direct way or the
+/// staged way (vault::stager). Four threads work at once: one copies the file into the
+/// lake, one reads and casts, one hashes (on every core), and this one appends to DuckDB;
+/// bounded channels between them keep memory flat. The input is read where it is, while
+/// it is copied: the copy is hashed again, and the input's stat after reading must be
+/// the one it had when it was hashed, so what was loaded is what the lake keeps. Where
+/// the platform has no such stat, the copy is made first and read back. On error the
+/// transaction is rolled back; the error comes with the rows read.
 #[allow(clippy::too_many_arguments)]
 fn load_unit(
     plan: &SyncPlan,
@@ -484,16 +489,23 @@ fn load_unit(
     choice: &WayChoice,
     cache: &mut Option<(String, Latest)>,
 ) -> Result<(String, LoadCounts), (anyhow::Error, u64)> {
-    let stored = timings
-        .time("lake copy", || {
-            plan.project
-                .lake
-                .store(&input.path, &input.hash, &input.name)
-        })
-        .map_err(|e| (e, 0))?;
+    let lake = &plan.project.lake;
+    let store = || {
+        let start = Instant::now();
+        let stored = lake.store(&input.path, &input.hash, &input.name);
+        (stored, start.elapsed())
+    };
+    let read_from = match input.stat {
+        Some(_) => input.path.clone(),
+        None => {
+            let (stored, spent) = store();
+            timings.add("lake copy", spent);
+            stored.map_err(|e| (e, 0))?
+        }
+    };
     let mut reader = timings
         .time("read", || {
-            readers::open(&source.reader, &stored, &input.name)
+            readers::open(&source.reader, &read_from, &input.name)
         })
         .map_err(|e| (e.into(), 0))?;
     let contract = Contract::new(&plan.project.defs, source, &reader.schema(), &input.name)
@@ -514,7 +526,9 @@ fn load_unit(
     let (typed_tx, typed_rx) =
         std::sync::mpsc::sync_channel::<anyhow::Result<(RecordBatch, Vec<i64>)>>(8);
     let (staged_tx, staged_rx) = std::sync::mpsc::sync_channel::<anyhow::Result<Staged>>(4);
-    let (result, rows, stager) = std::thread::scope(|scope| {
+    let (result, rows, stager, copied) = std::thread::scope(|scope| {
+        let copying = input.stat.is_some().then(|| scope.spawn(store));
+        let copied = || copying.map(|c| c.join().expect("the lake copy does not panic"));
         let reading = scope.spawn(|| {
             // Owned here, so the channel closes when this thread is done.
             let tx = typed_tx;
@@ -567,7 +581,7 @@ fn load_unit(
             Err(e) => {
                 drop(typed_rx);
                 let (_, read) = reading.join().expect("the reading thread does not panic");
-                return (Err(e.into()), read, None);
+                return (Err(e.into()), read, None, copied());
             }
         };
         let staging = scope.spawn(move || {
@@ -594,9 +608,20 @@ fn load_unit(
         let stager = staging.join().expect("the stager thread does not panic");
         let (spent, read) = reading.join().expect("the reading thread does not panic");
         timings.merge(&spent);
-        (result, read, Some(stager))
+        (result, read, Some(stager), copied())
     });
     result.map_err(|e| (e, rows))?;
+    if let Some((stored, spent)) = copied {
+        timings.add("lake copy", spent);
+        stored.map_err(|e| (e, rows))?;
+        if lake::file_stat(&input.path) != input.stat {
+            let changed = ReadError::Invalid {
+                path: input.name.clone(),
+                message: "the file changed while it was being read; sync again".into(),
+            };
+            return Err((changed.into(), rows));
+        }
+    }
     let stager = stager.expect("a stager exists when loading went on");
     timings.merge(&stager.timings);
     let satellite = load.satellite().to_string();
