@@ -18,7 +18,7 @@ use crate::plan::SyncPlan;
 use crate::readers;
 use crate::timings::Timings;
 use crate::validate::Contract;
-use crate::vault::stager::Latest;
+use crate::vault::latest::Latest;
 use crate::vault::writer::{self, loaded_files, record_load, WayChoice};
 use crate::vault::{ddl, LoadCounts, Unit, UnitLoad};
 use crate::vault::{Staged, Stager};
@@ -590,8 +590,12 @@ fn load_unit(
                 let staged = typed.and_then(|(typed, rows)| Ok(stager.stage(&typed, &rows)?));
                 let failed = matches!(staged, Err(_) | Ok(Staged::Repeat));
                 if tx.send(staged).is_err() || failed {
-                    break;
+                    return stager;
                 }
+            }
+            // Keys new to the satellite are compared once all are known.
+            if stager.finish() && stager.is_direct() {
+                let _ = tx.send(Ok(Staged::Repeat));
             }
             stager
         });

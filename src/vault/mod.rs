@@ -2,6 +2,7 @@
 
 pub mod ddl;
 pub mod hash;
+pub mod latest;
 pub mod stager;
 pub mod writer;
 

@@ -11,7 +11,7 @@
 //! - **staged**: every row goes to a staging table with its key, hashdiff and position,
 //!   and SQL decides at commit, keeping a repeated key's last row.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -26,13 +26,11 @@ use duckdb::arrow::record_batch::RecordBatch;
 use rayon::prelude::*;
 
 use super::hash::{push_digits, Encoder, RecipeHasher};
+use super::latest::{prefix, Found, Latest, Seen};
 use crate::defs::{KeyCase, Source};
 use crate::error::VaultError;
 use crate::timings::Timings;
 use crate::validate::Contract;
-
-/// The latest hashdiff of every key of a satellite.
-pub type Latest = HashMap<[u8; 16], [u8; 16]>;
 
 /// What a unit's rows have in common in the satellite.
 #[derive(Debug, Clone)]
@@ -97,7 +95,7 @@ pub struct Stager {
     /// Content keys: occurrences of each payload in this unit.
     occurrences: HashMap<[u8; 16], u32>,
     /// Primary keys: the first 8 bytes of every key seen, to notice a key given twice.
-    seen: HashSet<u64>,
+    seen: Seen,
     /// Whether some key (prefix) came twice.
     pub repeated: bool,
     /// Direct way: rows new, changed and unchanged so far.
@@ -187,6 +185,10 @@ impl Stager {
     fn new(source: &Source, contract: &Contract, hasher: &RecipeHasher, mode: Mode) -> Self {
         let mut namespace = Encoder::default();
         namespace.push(Some(source.namespace()));
+        let seen = match &mode {
+            Mode::Direct { latest, .. } => Seen::for_latest(latest),
+            Mode::Staged => Seen::default(),
+        };
         Stager {
             hasher: hasher.clone(),
             namespace: namespace.bytes().to_vec(),
@@ -195,7 +197,7 @@ impl Stager {
             mode,
             stage: stage_schema(contract),
             occurrences: HashMap::new(),
-            seen: HashSet::new(),
+            seen,
             repeated: false,
             counts: DirectCounts::default(),
             timings: Timings::default(),
@@ -207,9 +209,24 @@ impl Stager {
         match self.mode {
             Mode::Direct {
                 latest, keep: true, ..
-            } => Some(latest),
+            } => Some(latest.compact()),
             _ => None,
         }
+    }
+
+    /// Whether rows go straight into the satellite.
+    pub fn is_direct(&self) -> bool {
+        matches!(self.mode, Mode::Direct { .. })
+    }
+
+    /// After the unit's last batch: whether a primary key came twice in it. Keys new to
+    /// the satellite are only compared here, sorted, so the direct way learns of such a
+    /// repeat at the end and the unit is loaded again the staged way.
+    pub fn finish(&mut self) -> bool {
+        if self.key.is_some() && !self.repeated && self.seen.others_repeat() {
+            self.repeated = true;
+        }
+        self.repeated
     }
 
     /// Hash one typed batch. `rows` is each row's position in the input.
@@ -229,6 +246,7 @@ impl Stager {
             Mode::Direct { latest, .. } => latest.is_empty(),
         };
         let hashed = self.hash_rows(typed, all_readable);
+        let found = self.find_latest(&hashed.rows);
         let mut hks = FixedSizeBinaryBuilder::with_capacity(n, 16);
         let mut diffs = FixedSizeBinaryBuilder::with_capacity(n, 16);
         let mut bks = StringBuilder::with_capacity(n, n * 16);
@@ -240,25 +258,23 @@ impl Stager {
             b.append_value(v)
                 .map_err(|e| VaultError::Refused(format!("cannot stage a key: {e}")))
         };
-        for (row, h) in hashed.rows.iter().enumerate() {
-            if self.key.is_some() {
-                let prefix = u64::from_le_bytes(h.hk[..8].try_into().expect("8 bytes"));
-                if !self.seen.insert(prefix) {
-                    self.repeated = true;
-                    if direct {
-                        return Ok(Staged::Repeat);
-                    }
+        for (row, (h, &found)) in hashed.rows.iter().zip(&found).enumerate() {
+            let (key, diff) = (prefix(&h.hk), prefix(&h.hashdiff));
+            if self.key.is_some() && self.seen.note(key, found) {
+                self.repeated = true;
+                if direct {
+                    return Ok(Staged::Repeat);
                 }
             }
             let status = match &mut self.mode {
                 Mode::Direct { latest, keep, .. } => {
-                    let status = match latest.get(&h.hk) {
-                        Some(d) if *d == h.hashdiff => Status::Unchanged,
+                    let status = match found.hashdiff() {
+                        Some(d) if d == diff => Status::Unchanged,
                         Some(_) => Status::Changed,
                         None => Status::New,
                     };
                     if *keep && status != Status::Unchanged {
-                        latest.insert(h.hk, h.hashdiff);
+                        latest.set(found, key, diff);
                     }
                     status
                 }
@@ -401,6 +417,19 @@ impl Hashed {
 }
 
 impl Stager {
+    /// Where each row's key is in the satellite's latest hashdiffs, on every core.
+    fn find_latest(&self, rows: &[RowHash]) -> Vec<Found> {
+        match &self.mode {
+            Mode::Direct { latest, .. } if !latest.is_empty() => {
+                let chunk = rows.len().div_ceil(rayon::current_num_threads().max(1));
+                rows.par_chunks(chunk.max(1024))
+                    .flat_map_iter(|part| part.iter().map(|h| latest.find(prefix(&h.hk))))
+                    .collect()
+            }
+            _ => vec![Found::No; rows.len()],
+        }
+    }
+
     /// Hash every row of a batch, on every core. A primary key is hashed with its row; a
     /// content key needs the row's occurrence among identical rows first, which is counted
     /// in order, then hashed on every core again.

@@ -13,7 +13,8 @@ use duckdb::arrow::array::AsArray;
 use duckdb::{params, Appender, Connection};
 
 use super::ddl::{ident, literal};
-use super::stager::{Constants, Latest, Staged, Stager};
+use super::latest::{prefix, Latest};
+use super::stager::{Constants, Staged, Stager};
 use crate::defs::{Definitions, Source};
 use crate::error::VaultError;
 use crate::lake::FileStat;
@@ -106,6 +107,8 @@ pub struct UnitLoad<'c> {
     satellite: String,
     /// Whether the satellite had no rows when the unit began.
     satellite_empty: bool,
+    /// How many rows it had.
+    satellite_rows: u64,
     load_ts: DateTime<Utc>,
     rows_staged: u64,
     /// Time spent per phase in this unit.
@@ -137,6 +140,7 @@ impl<'c> UnitLoad<'c> {
             unit,
             satellite: String::new(),
             satellite_empty: true,
+            satellite_rows: 0,
             load_ts,
             rows_staged: 0,
             timings: Timings::default(),
@@ -149,6 +153,7 @@ impl<'c> UnitLoad<'c> {
             &format!("SELECT count(*) FROM vault.{}", ident(&load.satellite)),
         )?;
         load.satellite_empty = sat_rows == 0;
+        load.satellite_rows = sat_rows;
         let direct = choice.direct(&load.satellite, sat_rows, load.unit.size);
         load.direct = direct;
         let table = if direct { KEYS } else { STAGE };
@@ -224,7 +229,7 @@ impl<'c> UnitLoad<'c> {
             .conn
             .prepare(&sql)
             .map_err(VaultError::db(context.to_string()))?;
-        let mut latest = Latest::new();
+        let mut pairs = Vec::with_capacity(self.satellite_rows as usize);
         for batch in stmt
             .query_arrow([])
             .map_err(VaultError::db(context.to_string()))?
@@ -237,14 +242,13 @@ impl<'c> UnitLoad<'c> {
                     "{context}: keys are not 16-byte UUIDs"
                 )));
             };
-            latest.reserve(batch.num_rows());
             for i in 0..batch.num_rows() {
                 if let (Ok(k), Ok(d)) = (hks.value(i).try_into(), diffs.value(i).try_into()) {
-                    latest.insert(k, d);
+                    pairs.push((prefix(k), prefix(d)));
                 }
             }
         }
-        Ok(latest)
+        Ok(Latest::from_pairs(pairs))
     }
 
     /// Append what the stager made of one batch.
