@@ -84,9 +84,36 @@ impl Latest {
     /// The map of these pairs (key prefix, hashdiff prefix), each key once.
     pub fn from_pairs(mut pairs: Vec<(u64, u64)>) -> Self {
         pairs.sort_unstable_by_key(|p| p.0);
+        Self::from_sorted(pairs)
+    }
+
+    /// The map of a satellite's rows as (key prefix, load time, hashdiff prefix): the
+    /// hashdiff of each key's latest row. Sorted in place, first into a thousand or so
+    /// buckets by the keys' top bits (they are uniformly spread, so the buckets are even
+    /// and each fits in the cache), then each bucket by key and time; no second copy of
+    /// the rows is made.
+    pub fn from_rows(mut rows: Vec<(u64, i64, u64)>) -> Self {
+        let bits = bucket_bits(rows.len()).min(10);
+        let starts = flag_sort(&mut rows, bits);
+        for w in starts.windows(2) {
+            rows[w[0]..w[1]].sort_unstable_by_key(|r| (r.0, r.1));
+        }
+        // The last row of each key is its latest.
+        let mut kept = 0;
+        for i in 0..rows.len() {
+            if i + 1 == rows.len() || rows[i + 1].0 != rows[i].0 {
+                rows[kept] = rows[i];
+                kept += 1;
+            }
+        }
+        rows.truncate(kept);
+        let pairs: Vec<(u64, u64)> = rows.into_iter().map(|(k, _, d)| (k, d)).collect();
+        Self::from_sorted(pairs)
+    }
+
+    fn from_sorted(mut pairs: Vec<(u64, u64)>) -> Self {
         pairs.shrink_to_fit();
-        // About four keys a bucket: a lookup reads one small run of the array.
-        let bits = (usize::BITS - (pairs.len() / 4).leading_zeros()).min(28);
+        let bits = bucket_bits(pairs.len());
         let mut starts = vec![0u32; (1usize << bits) + 1];
         let mut at = 0usize;
         for (b, start) in starts.iter_mut().enumerate() {
@@ -153,6 +180,43 @@ impl Latest {
         pairs.extend(self.added.drain());
         Self::from_pairs(pairs)
     }
+}
+
+/// Top bits to bucket `n` keys by: about four keys a bucket, so that a lookup reads one
+/// small run of the array.
+fn bucket_bits(n: usize) -> u32 {
+    (usize::BITS - (n / 4).leading_zeros()).min(28)
+}
+
+/// Sort `rows` in place by the top `bits` bits of their key (American flag sort: count,
+/// then move each row straight to its bucket); where each bucket starts, and the end.
+fn flag_sort(rows: &mut [(u64, i64, u64)], bits: u32) -> Vec<usize> {
+    let buckets = 1usize << bits;
+    let mut next = vec![0usize; buckets + 1];
+    for r in rows.iter() {
+        next[bucket(r.0, bits) + 1] += 1;
+    }
+    for b in 0..buckets {
+        next[b + 1] += next[b];
+    }
+    let starts = next.clone();
+    let ends: Vec<usize> = next[1..].to_vec();
+    for b in 0..buckets {
+        while next[b] < ends[b] {
+            let mut row = rows[next[b]];
+            loop {
+                let home = bucket(row.0, bits);
+                if home == b {
+                    break;
+                }
+                std::mem::swap(&mut row, &mut rows[next[home]]);
+                next[home] += 1;
+            }
+            rows[next[b]] = row;
+            next[b] += 1;
+        }
+    }
+    starts
 }
 
 fn bucket(key: u64, bits: u32) -> usize {
@@ -224,6 +288,28 @@ mod tests {
                 assert_eq!(latest.find(spread(i)), Found::No, "n {n}, absent {i}");
             }
         }
+    }
+
+    #[test]
+    fn from_rows_keeps_each_keys_latest_row() {
+        // Three versions of every key, in a scrambled order; the latest has the largest time.
+        let mut rows = Vec::new();
+        for i in 0..5000u64 {
+            for t in [2i64, 0, 1] {
+                rows.push((spread(i), t * 10 + (i % 3) as i64, i * 10 + t as u64));
+            }
+        }
+        rows.reverse();
+        let latest = Latest::from_rows(rows);
+        assert_eq!(latest.sorted_len(), 5000);
+        for i in 0..5000 {
+            assert_eq!(
+                latest.find(spread(i)).hashdiff(),
+                Some(i * 10 + 2),
+                "key {i}"
+            );
+        }
+        assert!(Latest::from_rows(Vec::new()).is_empty());
     }
 
     #[test]

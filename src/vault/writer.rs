@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use duckdb::arrow::array::AsArray;
+use duckdb::arrow::datatypes::Int64Type;
 use duckdb::{params, Appender, Connection};
 
 use super::ddl::{ident, literal};
@@ -222,21 +223,24 @@ impl<'c> UnitLoad<'c> {
 
     fn read_latest(&self, context: &str) -> Result<Latest, VaultError> {
         let sql = format!(
-            "SELECT hk, arg_max(hashdiff, load_ts) FROM vault.{} GROUP BY hk",
+            "SELECT hk, hashdiff, epoch_us(load_ts::TIMESTAMP) FROM vault.{}",
             ident(&self.satellite)
         );
         let mut stmt = self
             .conn
             .prepare(&sql)
             .map_err(VaultError::db(context.to_string()))?;
-        let mut pairs = Vec::with_capacity(self.satellite_rows as usize);
+        let mut rows = Vec::with_capacity(self.satellite_rows as usize);
+        // Streamed: the satellite's rows are never all in memory at once.
         for batch in stmt
-            .query_arrow([])
+            .stream_arrow([])
             .map_err(VaultError::db(context.to_string()))?
         {
-            let (Some(hks), Some(diffs)) = (
+            let batch = batch.map_err(VaultError::db(context.to_string()))?;
+            let (Some(hks), Some(diffs), Some(times)) = (
                 batch.column(0).as_fixed_size_binary_opt(),
                 batch.column(1).as_fixed_size_binary_opt(),
+                batch.column(2).as_primitive_opt::<Int64Type>(),
             ) else {
                 return Err(VaultError::Refused(format!(
                     "{context}: keys are not 16-byte UUIDs"
@@ -244,11 +248,11 @@ impl<'c> UnitLoad<'c> {
             };
             for i in 0..batch.num_rows() {
                 if let (Ok(k), Ok(d)) = (hks.value(i).try_into(), diffs.value(i).try_into()) {
-                    pairs.push((prefix(k), prefix(d)));
+                    rows.push((prefix(k), times.value(i), prefix(d)));
                 }
             }
         }
-        Ok(Latest::from_pairs(pairs))
+        Ok(Latest::from_rows(rows))
     }
 
     /// Append what the stager made of one batch.
@@ -267,10 +271,15 @@ impl<'c> UnitLoad<'c> {
                 if let (Some(batch), Some(a)) = (satellite, self.satellite_appender.as_mut()) {
                     a.append_record_batch(batch)
                         .map_err(VaultError::db(context))?;
+                    // An appender buffers about 200,000 rows before it hands them to the
+                    // table (50 MB of these rows); handed over a batch at a time, they
+                    // go into row groups DuckDB can write out under its memory limit.
+                    a.flush().map_err(VaultError::db(context))?;
                 }
                 if let (Some(batch), Some(a)) = (keys, self.stage_appender.as_mut()) {
                     a.append_record_batch(batch)
                         .map_err(VaultError::db(context))?;
+                    a.flush().map_err(VaultError::db(context))?;
                 }
             }
             Staged::Repeat => {
