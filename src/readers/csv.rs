@@ -173,17 +173,21 @@ impl<R: Read> Read for LineCounter<R> {
         let n = self.inner.read(buf)?;
         let mut lines = self.lines.lock().expect("line counter lock");
         let base = lines.offset;
-        let mut after_cr = lines.after_cr;
-        for (i, &b) in buf[..n].iter().enumerate() {
-            if b == b'\n' {
-                let at = base + i as u64;
-                lines
-                    .pending
-                    .push_back((if after_cr { at - 1 } else { at }, at));
-            }
-            after_cr = b == b'\r';
+        let read = &buf[..n];
+        for i in memchr::memchr_iter(b'\n', read) {
+            let after_cr = if i == 0 {
+                lines.after_cr
+            } else {
+                read[i - 1] == b'\r'
+            };
+            let at = base + i as u64;
+            lines
+                .pending
+                .push_back((if after_cr { at - 1 } else { at }, at));
         }
-        lines.after_cr = after_cr;
+        if let Some(&last) = read.last() {
+            lines.after_cr = last == b'\r';
+        }
         lines.offset += n as u64;
         Ok(n)
     }
