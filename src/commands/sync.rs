@@ -524,8 +524,8 @@ fn load_unit(
     // core), this thread appends to DuckDB. Bounded channels keep memory flat; the latest
     // hashdiffs are read here while the first batches are parsed.
     let (typed_tx, typed_rx) =
-        std::sync::mpsc::sync_channel::<anyhow::Result<(RecordBatch, Vec<i64>)>>(8);
-    let (staged_tx, staged_rx) = std::sync::mpsc::sync_channel::<anyhow::Result<Staged>>(4);
+        std::sync::mpsc::sync_channel::<anyhow::Result<(RecordBatch, Vec<i64>)>>(4);
+    let (staged_tx, staged_rx) = std::sync::mpsc::sync_channel::<anyhow::Result<Staged>>(2);
     let (result, rows, stager, copied) = std::thread::scope(|scope| {
         let copying = input.stat.is_some().then(|| scope.spawn(store));
         let copied = || copying.map(|c| c.join().expect("the lake copy does not panic"));
