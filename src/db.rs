@@ -48,17 +48,25 @@ pub fn configure(conn: &Connection, settings: &DuckdbConfig) -> Result<(), Vault
     // nothing, and not keeping it lets DuckDB insert on every core.
     conn.execute_batch("SET preserve_insertion_order = false")
         .map_err(VaultError::db("cannot configure DuckDB"))?;
-    if let Some(limit) = &settings.memory_limit {
-        conn.execute_batch(&format!(
-            "SET memory_limit = {}",
-            crate::vault::ddl::literal(limit)
-        ))
-        .map_err(VaultError::db(format!(
-            "cannot set memory_limit = {limit:?} ([duckdb] in ingestor.toml)"
-        )))?;
-    }
+    let limit = settings
+        .memory_limit
+        .as_deref()
+        .unwrap_or(DEFAULT_MEMORY_LIMIT);
+    conn.execute_batch(&format!(
+        "SET memory_limit = {}",
+        crate::vault::ddl::literal(limit)
+    ))
+    .map_err(VaultError::db(format!(
+        "cannot set memory_limit = {limit:?} ([duckdb] in ingestor.toml)"
+    )))?;
     Ok(())
 }
+
+/// DuckDB's buffer memory for a sync when ingestor.toml sets none. A load streams: what
+/// DuckDB holds beyond this it writes out (to the vault, or to `<vault>.tmp`), so the
+/// process stays under about 300 MB however large the input (BENCHMARKS.md). DuckDB's own
+/// default, 80% of RAM, would let one large load take gigabytes for no gain in speed.
+pub const DEFAULT_MEMORY_LIMIT: &str = "96MB";
 
 /// Open an existing vault without creating one; `None` when there is none yet.
 pub fn open_existing(path: &Path) -> Result<Option<Connection>, anyhow::Error> {

@@ -35,7 +35,8 @@ pub struct ProjectConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DuckdbConfig {
-    /// DuckDB's `memory_limit`, such as "512MB"; DuckDB's default (80% of RAM) when unset.
+    /// DuckDB's `memory_limit` for a sync, such as "512MB"; `db::DEFAULT_MEMORY_LIMIT`
+    /// when unset.
     /// Large loads spill to disk past it, so memory stays flat as inputs grow.
     #[serde(default)]
     pub memory_limit: Option<String>,
