@@ -284,7 +284,7 @@ fn main() {
     println!("rows: {}", a.rows);
     println!(
         "duckdb_memory_limit: {}",
-        a.memory_limit.as_deref().unwrap_or("default")
+        a.memory_limit.as_deref().unwrap_or("ingestor default")
     );
 
     let t = Instant::now();
