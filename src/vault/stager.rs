@@ -6,8 +6,9 @@
 //! - **direct**: rows go straight into the satellite. The satellite's latest hashdiff per
 //!   key is known up front, so only new and changed rows are emitted, with the constant
 //!   columns filled in; their keys are offered to the hubs. Content keys never repeat
-//!   within a unit; a primary key that does makes the stager answer `Repeat`, and the
-//!   unit is loaded again the staged way.
+//!   within a unit; a primary key that does makes the stager answer `Repeat` (at once
+//!   for a key the satellite has, after the last batch for a new one: `finish`), and
+//!   the unit is loaded again the staged way.
 //! - **staged**: every row goes to a staging table with its key, hashdiff and position,
 //!   and SQL decides at commit, keeping a repeated key's last row.
 
