@@ -529,6 +529,36 @@ fn a_key_given_twice_in_one_file_keeps_its_last_row() {
 }
 
 #[test]
+fn a_new_key_given_twice_next_to_known_keys_keeps_its_last_row() {
+    // The satellite has rows, so the direct way compares with them; the repeat is of a
+    // key new to it, which the direct way only learns of after the last batch.
+    let p = Project::tx();
+    p.file(
+        "in/bank/jan.csv",
+        "id,Date,Amount,Memo\nT1,2026-01-01,1.00,a\nT2,2026-01-02,2.00,b\n",
+    );
+    p.sync().code(0);
+    p.file(
+        "in/bank/feb.csv",
+        "id,Date,Amount,Memo\nT9,2026-02-01,9.00,first\nT1,2026-01-01,1.00,a\nT9,2026-02-01,9.50,last\n",
+    );
+    let out = p.run(&["sync", "--json"]).code(0);
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    let units = doc["sources"][0]["units"].as_array().expect("units");
+    let feb = units
+        .iter()
+        .find(|u| u["path"] == "in/bank/feb.csv")
+        .expect("feb");
+    assert_eq!(feb["counts"]["duplicate_keys"], 1, "{feb}");
+    assert_eq!(feb["counts"]["new_rows"], 1, "{feb}");
+    assert_eq!(feb["counts"]["unchanged_rows"], 1, "{feb}");
+    assert_eq!(
+        p.texts("SELECT memo FROM main.bank WHERE id = 'T9'"),
+        ["last"]
+    );
+}
+
+#[test]
 fn an_unchanged_stat_skips_without_reading_but_a_rewrite_is_always_seen() {
     let p = Project::tx();
     p.file("in/bank/jan.csv", BANK_V1);
