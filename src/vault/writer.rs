@@ -106,9 +106,7 @@ pub struct UnitLoad<'c> {
     unit: Unit,
     contract: Contract,
     satellite: String,
-    /// Whether the satellite had no rows when the unit began.
-    satellite_empty: bool,
-    /// How many rows it had.
+    /// How many rows the satellite had when the unit began.
     satellite_rows: u64,
     load_ts: DateTime<Utc>,
     rows_staged: u64,
@@ -140,7 +138,6 @@ impl<'c> UnitLoad<'c> {
             source: source.clone(),
             unit,
             satellite: String::new(),
-            satellite_empty: true,
             satellite_rows: 0,
             load_ts,
             rows_staged: 0,
@@ -153,7 +150,6 @@ impl<'c> UnitLoad<'c> {
             conn,
             &format!("SELECT count(*) FROM vault.{}", ident(&load.satellite)),
         )?;
-        load.satellite_empty = sat_rows == 0;
         load.satellite_rows = sat_rows;
         let direct = choice.direct(&load.satellite, sat_rows, load.unit.size);
         load.direct = direct;
@@ -204,7 +200,7 @@ impl<'c> UnitLoad<'c> {
 
     /// The satellite's latest hashdiff per key.
     pub fn latest(&mut self) -> Result<Latest, VaultError> {
-        if self.satellite_empty {
+        if self.satellite_rows == 0 {
             return Ok(Latest::new());
         }
         let start = Instant::now();
@@ -446,7 +442,7 @@ impl<'c> UnitLoad<'c> {
         );
         let insert = format!("{target} SELECT {}", columns(""));
         let insert_from_s = format!("{target} SELECT {}", columns("s."));
-        let (new_rows, changed_rows) = if self.satellite_empty {
+        let (new_rows, changed_rows) = if self.satellite_rows == 0 {
             // Every key is new to an empty satellite: no comparison needed.
             let n = sql(&format!("{insert} FROM {rows}"))?;
             (n as u64, 0)
