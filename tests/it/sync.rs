@@ -494,6 +494,18 @@ fn a_killed_sync_leaves_no_trace_and_the_next_one_finishes_the_work() {
     }
 }
 
+/// Sync with `--json`; the report of the unit at `path` of the first source.
+fn synced_unit(p: &Project, path: &str) -> serde_json::Value {
+    let out = p.run(&["sync", "--json"]).code(0);
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    let units = doc["sources"][0]["units"].as_array().expect("units");
+    units
+        .iter()
+        .find(|u| u["path"] == path)
+        .cloned()
+        .unwrap_or_else(|| panic!("no unit {path} in {doc}"))
+}
+
 #[test]
 fn a_key_given_twice_in_one_file_keeps_its_last_row() {
     let p = Project::tx();
@@ -515,13 +527,7 @@ fn a_key_given_twice_in_one_file_keeps_its_last_row() {
         "in/bank/feb.csv",
         "id,Date,Amount,Memo\nT1,2026-01-01,-9.99,interim\nT3,2026-02-01,2.00,y\nT1,2026-01-01,-4.75,second\n",
     );
-    let out = p.run(&["sync", "--json"]).code(0);
-    let doc: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
-    let units = doc["sources"][0]["units"].as_array().expect("units");
-    let feb = units
-        .iter()
-        .find(|u| u["path"] == "in/bank/feb.csv")
-        .expect("feb");
+    let feb = synced_unit(&p, "in/bank/feb.csv");
     assert_eq!(feb["counts"]["new_rows"], 1, "{feb}");
     assert_eq!(feb["counts"]["changed_rows"], 0, "{feb}");
     assert_eq!(feb["counts"]["unchanged_rows"], 1, "{feb}");
@@ -542,13 +548,7 @@ fn a_new_key_given_twice_next_to_known_keys_keeps_its_last_row() {
         "in/bank/feb.csv",
         "id,Date,Amount,Memo\nT9,2026-02-01,9.00,first\nT1,2026-01-01,1.00,a\nT9,2026-02-01,9.50,last\n",
     );
-    let out = p.run(&["sync", "--json"]).code(0);
-    let doc: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
-    let units = doc["sources"][0]["units"].as_array().expect("units");
-    let feb = units
-        .iter()
-        .find(|u| u["path"] == "in/bank/feb.csv")
-        .expect("feb");
+    let feb = synced_unit(&p, "in/bank/feb.csv");
     assert_eq!(feb["counts"]["duplicate_keys"], 1, "{feb}");
     assert_eq!(feb["counts"]["new_rows"], 1, "{feb}");
     assert_eq!(feb["counts"]["unchanged_rows"], 1, "{feb}");
