@@ -48,6 +48,7 @@ pub fn configure(conn: &Connection, settings: &DuckdbConfig) -> Result<(), Vault
     // nothing, and not keeping it lets DuckDB insert on every core.
     conn.execute_batch("SET preserve_insertion_order = false")
         .map_err(VaultError::db("cannot configure DuckDB"))?;
+    crate::vault::feed::register(conn).map_err(VaultError::db("cannot configure DuckDB"))?;
     let limit = settings
         .memory_limit
         .as_deref()

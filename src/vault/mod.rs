@@ -1,6 +1,7 @@
 //! Load stage: the Data Vault in DuckDB (hubs, satellites, meta tables, views).
 
 pub mod ddl;
+pub mod feed;
 pub mod hash;
 pub mod latest;
 pub mod stager;
