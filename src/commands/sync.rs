@@ -19,7 +19,7 @@ use crate::readers;
 use crate::timings::Timings;
 use crate::validate::Contract;
 use crate::vault::latest::Latest;
-use crate::vault::writer::{self, loaded_files, record_load, WayChoice};
+use crate::vault::writer::{self, loaded_files, record_load, RepeatedKey, WayChoice};
 use crate::vault::{ddl, LoadCounts, Unit, UnitLoad};
 use crate::vault::{Staged, Stager};
 
@@ -464,11 +464,6 @@ fn contract_of(
     )?)
 }
 
-/// The direct way met a key given twice in one unit; the unit is loaded again, staged.
-#[derive(Debug, thiserror::Error)]
-#[error("a key is given twice in this input")]
-struct RepeatedKey;
-
 /// Copy the input into the lake and load it in one transaction, the direct way or the
 /// staged way (vault::stager). Four threads work at once: one copies the file into the
 /// lake, one reads and casts, one hashes (on every core), and this one appends to DuckDB;
@@ -564,14 +559,7 @@ fn load_unit(
             };
             // Only a later unit of this run needs the map kept current.
             latest.map(|latest| {
-                Stager::direct(
-                    source,
-                    &contract,
-                    &plan.hasher,
-                    latest,
-                    choice.more_units,
-                    load.constants(),
-                )
+                Stager::direct(source, &contract, &plan.hasher, latest, choice.more_units)
             })
         } else {
             Ok(Stager::staged(source, &contract, &plan.hasher))
@@ -599,16 +587,17 @@ fn load_unit(
             }
             stager
         });
-        let result = staged_rx.iter().try_for_each(|staged| {
-            let staged = staged?;
-            if matches!(staged, Staged::Repeat) {
-                return Err(RepeatedKey.into());
-            }
-            load.append(staged)?;
-            anyhow::Ok(())
-        });
         // Dropping the receiver stops the threads that are waiting to send.
-        drop(staged_rx);
+        let result = if load.is_direct() {
+            load.load_direct(staged_rx)
+        } else {
+            let appended = staged_rx.iter().try_for_each(|staged| {
+                load.append(staged?)?;
+                anyhow::Ok(())
+            });
+            drop(staged_rx);
+            appended
+        };
         let stager = staging.join().expect("the stager thread does not panic");
         let (spent, read) = reading.join().expect("the reading thread does not panic");
         timings.merge(&spent);

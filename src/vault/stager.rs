@@ -16,13 +16,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use chrono::{DateTime, Utc};
 use duckdb::arrow::array::{
-    Array, ArrayRef, FixedSizeBinaryBuilder, Int64Array, StringArray, StringBuilder,
-    TimestampMicrosecondArray, UInt32Array,
+    Array, ArrayRef, FixedSizeBinaryBuilder, Int64Array, StringBuilder, UInt32Array,
 };
 use duckdb::arrow::compute::take;
-use duckdb::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use duckdb::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use duckdb::arrow::record_batch::RecordBatch;
 use rayon::prelude::*;
 
@@ -32,15 +30,6 @@ use crate::defs::{KeyCase, Source};
 use crate::error::VaultError;
 use crate::timings::Timings;
 use crate::validate::Contract;
-
-/// What a unit's rows have in common in the satellite.
-#[derive(Debug, Clone)]
-pub struct Constants {
-    pub load_ts: DateTime<Utc>,
-    pub record_source: String,
-    pub file_hash: String,
-    pub run_id: i64,
-}
 
 /// What one staged batch turned into.
 #[derive(Debug)]
@@ -70,7 +59,6 @@ enum Mode {
         latest: Latest,
         /// Whether emitted rows update `latest` (only when a later unit will use it).
         keep: bool,
-        constants: Constants,
         satellite: SchemaRef,
         keys: SchemaRef,
     },
@@ -121,20 +109,13 @@ pub fn stage_schema(contract: &Contract) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-/// The satellite's columns, in its table order.
+/// The direct way's rows for the satellite: hk, hashdiff, row_number, payload. The
+/// columns every row of a unit shares (load_ts, record_source, ...) are written in SQL.
 pub fn satellite_schema(contract: &Contract) -> SchemaRef {
     let mut fields = vec![
         uuid_field("hk"),
-        Field::new(
-            "load_ts",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            false,
-        ),
         uuid_field("hashdiff"),
-        Field::new("record_source", DataType::Utf8, false),
-        Field::new("file_hash", DataType::Utf8, false),
         Field::new("row_number", DataType::Int64, false),
-        Field::new("run_id", DataType::Int64, false),
     ];
     fields.extend(payload_fields(contract));
     Arc::new(Schema::new(fields))
@@ -171,12 +152,10 @@ impl Stager {
         hasher: &RecipeHasher,
         latest: Latest,
         keep: bool,
-        constants: Constants,
     ) -> Self {
         let mode = Mode::Direct {
             latest,
             keep,
-            constants,
             satellite: satellite_schema(contract),
             keys: keys_schema(),
         };
@@ -330,10 +309,7 @@ impl Stager {
                     .map_err(error)
             }
             Mode::Direct {
-                constants,
-                satellite,
-                keys,
-                ..
+                satellite, keys, ..
             } => {
                 let m = emitted.len();
                 let satellite = if m == 0 {
@@ -351,26 +327,8 @@ impl Stager {
                     let positions: ArrayRef = Arc::new(Int64Array::from(rows.to_vec()));
                     let mut arrays: Vec<ArrayRef> = vec![
                         Arc::new(hks.finish()),
-                        Arc::new(
-                            TimestampMicrosecondArray::from(vec![
-                                constants
-                                    .load_ts
-                                    .timestamp_micros();
-                                m
-                            ])
-                            .with_timezone("UTC"),
-                        ),
                         Arc::new(diffs.finish()),
-                        Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
-                            &constants.record_source,
-                            m,
-                        ))),
-                        Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
-                            &constants.file_hash,
-                            m,
-                        ))),
                         pick(&positions)?,
-                        Arc::new(Int64Array::from(vec![constants.run_id; m])),
                     ];
                     for col in typed.columns() {
                         arrays.push(pick(col)?);

@@ -1,21 +1,27 @@
 //! Vault stage, writer: one input unit into hubs and a satellite, in one transaction.
 //!
-//! The `UnitLoad` holds the transaction and the appenders; a `Stager` (stager.rs) feeds it
-//! from another thread. The direct way appends rows straight into the satellite and new
-//! keys into a small temporary table for the hubs; the staged way appends every row to a
-//! temporary table and lets SQL pick the rows at commit.
+//! The `UnitLoad` holds the transaction; a `Stager` (stager.rs) feeds it from another
+//! thread. The direct way moves rows straight into the satellite while the input is read,
+//! DuckDB scanning them as a feed (feed.rs) on every core, and their keys into the hubs
+//! after each statement; the staged way appends every row to a temporary table and lets
+//! SQL pick the rows at commit.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use duckdb::arrow::array::AsArray;
 use duckdb::arrow::datatypes::Int64Type;
+use duckdb::arrow::record_batch::RecordBatch;
 use duckdb::{params, Appender, Connection};
 
 use super::ddl::{ident, literal};
+use super::feed::{self, Feed};
 use super::latest::{prefix, Latest};
-use super::stager::{Constants, Staged, Stager};
+use super::stager::{keys_schema, satellite_schema, Staged, Stager};
 use crate::defs::{Definitions, Source};
 use crate::error::VaultError;
 use crate::lake::FileStat;
@@ -23,7 +29,19 @@ use crate::timings::Timings;
 use crate::validate::Contract;
 
 const STAGE: &str = "ingestor_stage";
-const KEYS: &str = "ingestor_keys";
+
+/// Rows the direct way moves per statement; the keys it gathers meanwhile (about 40
+/// bytes a row) are what stays in memory.
+const DIRECT_STATEMENT_ROWS: usize = 1 << 20;
+
+/// The direct way met a key given twice in one unit; the unit is loaded again, staged.
+#[derive(Debug, thiserror::Error)]
+#[error("a key is given twice in this input")]
+pub struct RepeatedKey;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// What one input unit is, for the manifest and the load record.
 #[derive(Debug, Clone)]
@@ -63,11 +81,6 @@ pub struct WayChoice {
     pub more_units: bool,
 }
 
-/// Units from this size (bytes) up to `HUGE_UNIT` load an empty satellite the staged way:
-/// DuckDB then compresses the new row groups on every core in one INSERT, where appending
-/// into the satellite compresses on one.
-pub const LARGE_UNIT: u64 = 16 << 20;
-
 /// Units above this size load the direct way whatever the satellite holds: the staged way
 /// keeps the whole unit in memory until commit, the direct way lets DuckDB write full row
 /// groups to disk as it goes (with `memory_limit`, memory stays flat as inputs grow).
@@ -78,27 +91,30 @@ impl WayChoice {
     /// of `size` bytes. Reading a satellite's latest hashdiffs costs about as much as the
     /// satellite is big, so it is done when the run has at least half as many rows to
     /// load, and then kept for the run's later units; a small load compares its few keys
-    /// in SQL instead.
+    /// in SQL instead. An empty satellite has nothing to compare.
     pub fn direct(&self, satellite: &str, sat_rows: u64, size: u64) -> bool {
         if !self.allow_direct {
             return false;
         }
-        if size > HUGE_UNIT {
+        if size > HUGE_UNIT || sat_rows == 0 {
             return true;
-        }
-        if sat_rows == 0 {
-            return size < LARGE_UNIT;
         }
         self.cached.as_deref() == Some(satellite) || self.rows_ahead * 2.0 >= sat_rows as f64
     }
 }
 
+/// Where the keys for the hubs are.
+enum Keys {
+    /// The staging table (staged way).
+    Staged,
+    /// Batches of hk and business_key (direct way).
+    Batches(Vec<RecordBatch>),
+}
+
 /// An open load of one unit. Dropping it without `commit` rolls everything back.
 pub struct UnitLoad<'c> {
     conn: &'c Connection,
-    /// Direct way: the satellite's appender.
-    satellite_appender: Option<Appender<'c>>,
-    /// Staged way: the staging table's appender; direct way: the new keys' appender.
+    /// Staged way: the staging table's appender.
     stage_appender: Option<Appender<'c>>,
     direct: bool,
     open: bool,
@@ -110,13 +126,15 @@ pub struct UnitLoad<'c> {
     satellite_rows: u64,
     load_ts: DateTime<Utc>,
     rows_staged: u64,
+    /// Direct way: the keys each hub gained so far.
+    hub_keys: Vec<u64>,
     /// Time spent per phase in this unit.
     pub timings: Timings,
 }
 
 impl<'c> UnitLoad<'c> {
     /// Begin the unit's transaction: find or create the satellite, choose the way (see
-    /// `Way::choose`), create the temporary table, open the appenders.
+    /// `WayChoice::direct`); the staged way creates its staging table and appender.
     pub fn begin(
         conn: &'c Connection,
         defs: &Definitions,
@@ -131,7 +149,6 @@ impl<'c> UnitLoad<'c> {
         let load_ts = Utc::now();
         let mut load = UnitLoad {
             conn,
-            satellite_appender: None,
             stage_appender: None,
             direct: false,
             open: true,
@@ -141,6 +158,7 @@ impl<'c> UnitLoad<'c> {
             satellite_rows: 0,
             load_ts,
             rows_staged: 0,
+            hub_keys: Vec::new(),
             timings: Timings::default(),
             contract,
         };
@@ -153,25 +171,17 @@ impl<'c> UnitLoad<'c> {
         load.satellite_rows = sat_rows;
         let direct = choice.direct(&load.satellite, sat_rows, load.unit.size);
         load.direct = direct;
-        let table = if direct { KEYS } else { STAGE };
-        let mut cols = String::from("hk UUID, business_key VARCHAR");
         if !direct {
-            cols =
+            let mut cols =
                 String::from("hk UUID, hashdiff UUID, business_key VARCHAR, \"row_number\" BIGINT");
             for c in &load.contract.columns {
                 cols.push_str(&format!(", {} {}", ident(&c.name), c.ty.sql()));
             }
-        }
-        conn.execute_batch(&format!("CREATE TEMP TABLE {table} ({cols})"))
-            .map_err(VaultError::db("cannot create the staging table"))?;
-        load.stage_appender = Some(
-            conn.appender_to_catalog_and_db(table, "temp", "main")
-                .map_err(VaultError::db("cannot open the staging appender"))?,
-        );
-        if direct {
-            load.satellite_appender = Some(
-                conn.appender_to_db(&load.satellite, "vault")
-                    .map_err(VaultError::db("cannot open the satellite appender"))?,
+            conn.execute_batch(&format!("CREATE TEMP TABLE {STAGE} ({cols})"))
+                .map_err(VaultError::db("cannot create the staging table"))?;
+            load.stage_appender = Some(
+                conn.appender_to_catalog_and_db(STAGE, "temp", "main")
+                    .map_err(VaultError::db("cannot open the staging appender"))?,
             );
         }
         load.timings.add("begin", start.elapsed());
@@ -186,16 +196,6 @@ impl<'c> UnitLoad<'c> {
     /// The satellite this unit loads into.
     pub fn satellite(&self) -> &str {
         &self.satellite
-    }
-
-    /// What the unit's satellite rows share.
-    pub fn constants(&self) -> Constants {
-        Constants {
-            load_ts: self.load_ts,
-            record_source: self.source.id.clone(),
-            file_hash: self.unit.file_hash.clone(),
-            run_id: self.unit.run_id,
-        }
     }
 
     /// The satellite's latest hashdiff per key.
@@ -251,41 +251,108 @@ impl<'c> UnitLoad<'c> {
         Ok(Latest::from_rows(rows))
     }
 
-    /// Append what the stager made of one batch.
+    /// Staged way: append what the stager made of one batch to the staging table.
     pub fn append(&mut self, staged: Staged) -> Result<(), VaultError> {
         let start = Instant::now();
-        let context = "cannot append to the vault";
-        match staged {
-            Staged::Rows(batch) => {
-                self.rows_staged += batch.num_rows() as u64;
-                if let Some(a) = self.stage_appender.as_mut() {
-                    a.append_record_batch(batch)
-                        .map_err(VaultError::db(context))?;
-                }
-            }
-            Staged::Direct { satellite, keys } => {
-                if let (Some(batch), Some(a)) = (satellite, self.satellite_appender.as_mut()) {
-                    a.append_record_batch(batch)
-                        .map_err(VaultError::db(context))?;
-                    // An appender buffers about 200,000 rows before it hands them to the
-                    // table (50 MB of these rows); handed over a batch at a time, they
-                    // go into row groups DuckDB can write out under its memory limit.
-                    a.flush().map_err(VaultError::db(context))?;
-                }
-                if let (Some(batch), Some(a)) = (keys, self.stage_appender.as_mut()) {
-                    a.append_record_batch(batch)
-                        .map_err(VaultError::db(context))?;
-                    a.flush().map_err(VaultError::db(context))?;
-                }
-            }
-            Staged::Repeat => {
-                return Err(VaultError::Refused(
-                    "a repeated key reached the direct load; this is a bug".into(),
-                ))
-            }
-        }
+        let (Staged::Rows(batch), Some(appender)) = (staged, self.stage_appender.as_mut()) else {
+            return Err(VaultError::Refused(
+                "a direct batch reached the staged load; this is a bug".into(),
+            ));
+        };
+        self.rows_staged += batch.num_rows() as u64;
+        appender
+            .append_record_batch(batch)
+            .map_err(VaultError::db("cannot append to the vault"))?;
         self.timings.add("append", start.elapsed());
         Ok(())
+    }
+
+    /// Direct way: move what the stager makes into the satellite, and the keys of those
+    /// rows into the keys table, while the input is still being read. DuckDB scans the
+    /// batches as a feed (vault::feed) on every core, in statements of at most
+    /// `DIRECT_STATEMENT_ROWS` rows, after each of which the keys it gathered are moved
+    /// out of memory. An error of the input, or a repeated key, ends the load.
+    pub fn load_direct(&mut self, staged: Receiver<anyhow::Result<Staged>>) -> anyhow::Result<()> {
+        let start = Instant::now();
+        self.hub_keys = vec![0; self.source.tags.len()];
+        let keys: Arc<Mutex<Vec<RecordBatch>>> = Arc::default();
+        let gathered = keys.clone();
+        let rows = Arc::new(AtomicU64::new(0));
+        let counted = rows.clone();
+        let next: feed::Source = Box::new(move || loop {
+            match staged.recv() {
+                Err(_) => return Ok(None),
+                Ok(Err(e)) => return Err(e),
+                Ok(Ok(Staged::Direct { satellite, keys })) => {
+                    if let Some(k) = keys {
+                        lock(&gathered).push(k);
+                    }
+                    if let Some(batch) = satellite {
+                        counted.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+                        return Ok(Some(batch));
+                    }
+                }
+                Ok(Ok(Staged::Repeat)) => return Err(RepeatedKey.into()),
+                Ok(Ok(Staged::Rows(_))) => {
+                    return Err(VaultError::Refused(
+                        "a staged batch reached the direct load; this is a bug".into(),
+                    )
+                    .into())
+                }
+            }
+        });
+        let rows_feed = Feed::register(satellite_schema(&self.contract), next);
+        rows_feed.pause_after(DIRECT_STATEMENT_ROWS);
+        let insert = format!("{} FROM {}", self.satellite_insert(""), rows_feed.sql());
+        let context = format!("cannot load into `{}`", self.satellite);
+        let mut hubs = std::time::Duration::ZERO;
+        loop {
+            let inserted = self.conn.execute(&insert, []);
+            if let Some(e) = rows_feed.take_error() {
+                return Err(e);
+            }
+            inserted.map_err(VaultError::db(context.clone()))?;
+            let batches = std::mem::take(&mut *lock(&keys));
+            if !batches.is_empty() {
+                let hubs_start = Instant::now();
+                let added = self.insert_hub_keys(&Keys::Batches(batches), false)?;
+                hubs += hubs_start.elapsed();
+                for (total, added) in self.hub_keys.iter_mut().zip(added) {
+                    *total += added;
+                }
+            }
+            if rows_feed.is_done() {
+                break;
+            }
+            rows_feed.resume();
+        }
+        self.rows_staged = rows.load(Ordering::Relaxed);
+        self.timings.add("sql satellite", start.elapsed() - hubs);
+        Ok(())
+    }
+
+    /// `INSERT INTO <satellite> (…) SELECT …` of rows with hk, hashdiff, row_number and
+    /// the payload, their columns prefixed with `prefix`; the unit's constants are
+    /// literals.
+    fn satellite_insert(&self, prefix: &str) -> String {
+        let ts = literal(&self.load_ts.to_rfc3339());
+        let names: Vec<String> = self
+            .contract
+            .columns
+            .iter()
+            .map(|c| ident(&c.name))
+            .collect();
+        let values: Vec<String> = names.iter().map(|n| format!("{prefix}{n}")).collect();
+        format!(
+            "INSERT INTO vault.{} (hk, load_ts, hashdiff, record_source, file_hash, \"row_number\", run_id, {}) \
+             SELECT {prefix}hk, {ts}::TIMESTAMPTZ, {prefix}hashdiff, {}, {}, {prefix}\"row_number\", {}, {}",
+            ident(&self.satellite),
+            names.join(", "),
+            literal(&self.source.id),
+            literal(&self.unit.file_hash),
+            self.unit.run_id,
+            values.join(", "),
+        )
     }
 
     /// Move staged rows into the hubs and the satellite, record the unit, and commit.
@@ -303,22 +370,17 @@ impl<'c> UnitLoad<'c> {
 
     fn commit_inner(&mut self, stager: &Stager) -> Result<LoadCounts, VaultError> {
         let start = Instant::now();
-        for appender in [self.satellite_appender.take(), self.stage_appender.take()]
-            .into_iter()
-            .flatten()
-        {
-            let mut appender = appender;
+        if let Some(mut appender) = self.stage_appender.take() {
             appender
                 .flush()
                 .map_err(VaultError::db("cannot flush an appender"))?;
         }
         self.timings.add("append", start.elapsed());
         let counts = if self.direct {
-            let new_keys = self.insert_hub_keys(KEYS, stager)?;
             let c = stager.counts;
             LoadCounts {
                 rows_read: c.new_rows + c.changed_rows + c.unchanged_rows,
-                new_keys,
+                new_keys: self.hub_keys.iter().copied().max().unwrap_or(0),
                 new_rows: c.new_rows,
                 changed_rows: c.changed_rows,
                 unchanged_rows: c.unchanged_rows,
@@ -348,51 +410,64 @@ impl<'c> UnitLoad<'c> {
             "loaded",
             None,
         )?;
-        let table = if self.direct { KEYS } else { STAGE };
-        conn.execute_batch(&format!("DROP TABLE temp.{table}; COMMIT"))
+        let drop = if self.direct {
+            String::new()
+        } else {
+            format!("DROP TABLE temp.{STAGE}; ")
+        };
+        conn.execute_batch(&format!("{drop}COMMIT"))
             .map_err(VaultError::db("cannot commit the load"))?;
         self.open = false;
         self.timings.add("sql meta and commit", start.elapsed());
         Ok(counts)
     }
 
-    /// Add the keys of `table` (a temporary table with hk and business_key) that a hub
-    /// lacks to each of the source's hubs; the most any hub gained.
-    fn insert_hub_keys(&mut self, table: &str, stager: &Stager) -> Result<u64, VaultError> {
-        let repeated = stager.repeated;
+    /// Add the keys (hk and business_key) that a hub lacks to each of the source's hubs;
+    /// how many each hub gained. `repeated`: a key may come more than once in `keys`.
+    fn insert_hub_keys(&mut self, keys: &Keys, repeated: bool) -> Result<Vec<u64>, VaultError> {
         let start = Instant::now();
         let ts = literal(&self.load_ts.to_rfc3339());
-        let mut new_keys = 0u64;
+        // Only many keys gain from skipping the anti-join into an empty hub.
+        let many = match keys {
+            Keys::Staged => self.rows_staged,
+            Keys::Batches(b) => b.iter().map(|b| b.num_rows() as u64).sum(),
+        } > 50_000;
+        let mut added = Vec::with_capacity(self.source.tags.len());
         for tag in &self.source.tags {
             let hub = format!("vault.{}", ident(&format!("hub_{tag}")));
-            // Only a large unit gains from skipping the anti-join into an empty hub.
-            let large = self.rows_staged > 50_000 || stager.counts.new_rows > 50_000;
-            let hub_empty = large && table_is_empty(self.conn, &format!("hub_{tag}"))?;
+            let (from, _feed) = match keys {
+                Keys::Staged => (format!("temp.{STAGE}"), None),
+                Keys::Batches(batches) => {
+                    let mut batches = batches.clone().into_iter();
+                    let feed = Feed::register(keys_schema(), Box::new(move || Ok(batches.next())));
+                    (feed.sql(), Some(feed))
+                }
+            };
+            let hub_empty = many && table_is_empty(self.conn, &format!("hub_{tag}"))?;
             let select = if hub_empty && !repeated {
-                format!("SELECT hk, business_key, ?, {ts}::TIMESTAMPTZ, ?, ? FROM temp.{table}")
+                format!("SELECT hk, business_key, ?, {ts}::TIMESTAMPTZ, ?, ? FROM {from}")
             } else {
                 format!(
-                    "SELECT hk, any_value(business_key), ?, {ts}::TIMESTAMPTZ, ?, ? FROM temp.{table} s \
+                    "SELECT hk, any_value(business_key), ?, {ts}::TIMESTAMPTZ, ?, ? FROM {from} s \
                      WHERE NOT EXISTS (SELECT 1 FROM {hub} h WHERE h.hk = s.hk) GROUP BY hk"
                 )
             };
-            let added = self
+            let n = self
                 .conn
                 .execute(
                     &format!("INSERT INTO {hub} {select}"),
                     params![self.source.namespace(), self.source.id, self.unit.run_id],
                 )
                 .map_err(VaultError::db(format!("cannot add keys to hub `{tag}`")))?;
-            new_keys = new_keys.max(added as u64);
+            added.push(n as u64);
         }
         self.timings.add("sql hubs", start.elapsed());
-        Ok(new_keys)
+        Ok(added)
     }
 
     /// The staged way: SQL picks the rows (a repeated key keeps its last row).
     fn commit_staged(&mut self, stager: &Stager) -> Result<LoadCounts, VaultError> {
         let conn = self.conn;
-        let ts = literal(&self.load_ts.to_rfc3339());
         let sat = format!("vault.{}", ident(&self.satellite));
         let context = format!("cannot load into `{}`", self.satellite);
         let sql = |s: &str| conn.execute(s, []).map_err(VaultError::db(context.clone()));
@@ -412,36 +487,13 @@ impl<'c> UnitLoad<'c> {
         } else {
             self.rows_staged
         };
-        let new_keys = self.insert_hub_keys(STAGE, stager)?;
+        let new_keys = self
+            .insert_hub_keys(&Keys::Staged, stager.repeated)?
+            .into_iter()
+            .max()
+            .unwrap_or(0);
         let start = Instant::now();
-        let payload: Vec<String> = self
-            .contract
-            .columns
-            .iter()
-            .map(|c| ident(&c.name))
-            .collect();
-        let payload = payload.join(", ");
-        // The satellite's own columns, taking hk, hashdiff and row_number from `prefix`.
-        let columns = |prefix: &str| {
-            let payload: Vec<String> = self
-                .contract
-                .columns
-                .iter()
-                .map(|c| format!("{prefix}{}", ident(&c.name)))
-                .collect();
-            format!(
-                "{prefix}hk, {ts}::TIMESTAMPTZ, {prefix}hashdiff, {}, {}, {prefix}\"row_number\", {}, {}",
-                literal(&self.source.id),
-                literal(&self.unit.file_hash),
-                self.unit.run_id,
-                payload.join(", ")
-            )
-        };
-        let target = format!(
-            "INSERT INTO {sat} (hk, load_ts, hashdiff, record_source, file_hash, \"row_number\", run_id, {payload})"
-        );
-        let insert = format!("{target} SELECT {}", columns(""));
-        let insert_from_s = format!("{target} SELECT {}", columns("s."));
+        let (insert, insert_from_s) = (self.satellite_insert(""), self.satellite_insert("s."));
         let (new_rows, changed_rows) = if self.satellite_rows == 0 {
             // Every key is new to an empty satellite: no comparison needed.
             let n = sql(&format!("{insert} FROM {rows}"))?;
@@ -487,7 +539,6 @@ impl<'c> UnitLoad<'c> {
 impl Drop for UnitLoad<'_> {
     fn drop(&mut self) {
         if self.open {
-            drop(self.satellite_appender.take());
             drop(self.stage_appender.take());
             // Nothing of an unfinished unit may stay visible.
             let _ = self.conn.execute_batch("ROLLBACK");

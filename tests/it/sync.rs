@@ -558,6 +558,98 @@ fn a_new_key_given_twice_next_to_known_keys_keeps_its_last_row() {
     );
 }
 
+/// A bank file of `n` rows keyed T0 to T{n-1}, then `tail` (whole lines).
+fn many_rows(n: usize, tail: &str) -> String {
+    let mut csv = String::with_capacity(n * 32 + tail.len() + 32);
+    csv.push_str("id,Date,Amount,Memo\n");
+    for i in 0..n {
+        csv.push_str(&format!(
+            "T{i},2026-01-01,{}.{:02},m{i}\n",
+            i % 1000,
+            i % 100
+        ));
+    }
+    csv.push_str(tail);
+    csv
+}
+
+/// More rows than the direct way moves in one statement (2^20), so one unit takes two.
+const TWO_STATEMENTS: usize = 1_100_000;
+
+#[test]
+fn a_file_larger_than_one_statement_loads_every_row_and_key_once() {
+    let p = Project::tx();
+    p.file("in/bank/big.csv", many_rows(TWO_STATEMENTS, ""));
+    let unit = synced_unit(&p, "in/bank/big.csv");
+    let n = TWO_STATEMENTS as i64;
+    assert_eq!(unit["counts"]["new_rows"], n, "{unit}");
+    assert_eq!(unit["counts"]["new_keys"], n, "{unit}");
+    assert_eq!(p.int("SELECT count(DISTINCT hk) FROM vault.hub_tx"), n);
+    assert_eq!(p.int("SELECT count(*) FROM vault.hub_tx"), n);
+    let sat = &p.satellites("bank")[0];
+    assert_eq!(
+        p.int(&format!("SELECT count(DISTINCT hk) FROM vault.{sat}")),
+        n
+    );
+    assert_eq!(p.int(&format!("SELECT count(*) FROM vault.{sat}")), n);
+    // Every row keeps its own line, its key and its values.
+    assert_eq!(
+        p.int(&format!(
+            "SELECT count(*) FROM vault.{sat} s JOIN vault.hub_tx h USING (hk) \
+             WHERE h.business_key = s.id AND s.memo = 'm' || (s.row_number - 2) \
+               AND s.id = 'T' || (s.row_number - 2)"
+        )),
+        n
+    );
+}
+
+#[test]
+fn a_key_repeated_after_the_first_statement_still_keeps_its_last_row() {
+    // The direct way has moved the first 2^20 rows when the repeat of T5 is noticed;
+    // all of it is rolled back and the unit is loaded the staged way.
+    let p = Project::tx();
+    p.file(
+        "in/bank/big.csv",
+        many_rows(TWO_STATEMENTS, "T5,2026-02-02,7.77,last\n"),
+    );
+    let unit = synced_unit(&p, "in/bank/big.csv");
+    assert_eq!(unit["counts"]["duplicate_keys"], 1, "{unit}");
+    assert_eq!(unit["counts"]["new_rows"], TWO_STATEMENTS as i64, "{unit}");
+    assert_eq!(
+        p.int("SELECT count(*) FROM main.bank"),
+        TWO_STATEMENTS as i64
+    );
+    assert_eq!(
+        p.int("SELECT count(*) FROM vault.hub_tx"),
+        TWO_STATEMENTS as i64
+    );
+    assert_eq!(
+        p.texts("SELECT memo FROM main.bank WHERE id = 'T5'"),
+        ["last"]
+    );
+}
+
+#[test]
+fn a_bad_value_after_the_first_statement_leaves_nothing_of_the_unit() {
+    let p = Project::tx();
+    p.file("in/bank/good.csv", BANK_V1);
+    p.file(
+        "in/bank/big.csv",
+        many_rows(TWO_STATEMENTS, "TX,2026-01-01,12 EUR,x\n"),
+    );
+    let line = (TWO_STATEMENTS + 2).to_string();
+    p.sync().code(1).stderr_has(&[
+        "in/bank/big.csv",
+        &format!("line {line}"),
+        "column `Amount`",
+        "\"12 EUR\"",
+    ]);
+    assert_eq!(p.int("SELECT count(*) FROM main.bank"), 3);
+    assert_eq!(p.int("SELECT count(*) FROM vault.hub_tx"), 3);
+    let sat = &p.satellites("bank")[0];
+    assert_eq!(p.int(&format!("SELECT count(*) FROM vault.{sat}")), 3);
+}
+
 #[test]
 fn an_unchanged_stat_skips_without_reading_but_a_rewrite_is_always_seen() {
     let p = Project::tx();
