@@ -254,11 +254,10 @@ pub fn satellite_for(
 ) -> Result<String, VaultError> {
     let fingerprint = contract.fingerprint();
     let existing: Option<String> = conn
-        .query_row(
+        .prepare_cached(
             "SELECT table_name FROM meta.satellites WHERE source = ? AND fingerprint = ?",
-            params![source, fingerprint],
-            |r| r.get(0),
         )
+        .and_then(|mut s| s.query_row(params![source, fingerprint], |r| r.get(0)))
         .optional()
         .map_err(VaultError::db("cannot read meta.satellites"))?;
     if let Some(table) = existing {

@@ -391,15 +391,33 @@ impl<'c> UnitLoad<'c> {
         };
         let start = Instant::now();
         let conn = self.conn;
-        let ts = literal(&self.load_ts.to_rfc3339());
-        let (hash, source) = (literal(&self.unit.file_hash), literal(&self.source.id));
-        conn.execute_batch(&format!(
-            "UPDATE meta.files SET last_seen = {ts}::TIMESTAMPTZ WHERE file_hash = {hash} AND source = {source}; \
-             INSERT INTO meta.files SELECT {hash}, {source}, {}, {}, {ts}::TIMESTAMPTZ, {ts}::TIMESTAMPTZ \
-             WHERE NOT EXISTS (SELECT 1 FROM meta.files WHERE file_hash = {hash} AND source = {source})",
-            literal(&self.unit.path),
-            self.unit.size
-        ))
+        let ts = self.load_ts.to_rfc3339();
+        let (hash, source) = (&self.unit.file_hash, &self.source.id);
+        // Statements run for every unit are prepared once per run: for small inputs,
+        // parsing and planning them costs more than running them.
+        let manifest = |sql: &str, params: &[&dyn duckdb::ToSql]| {
+            conn.prepare_cached(sql).and_then(|mut s| s.execute(params))
+        };
+        manifest(
+            "UPDATE meta.files SET last_seen = ?::TIMESTAMPTZ WHERE file_hash = ? AND source = ?",
+            params![ts, hash, source],
+        )
+        .and_then(|_| {
+            manifest(
+                "INSERT INTO meta.files SELECT ?, ?, ?, ?, ?::TIMESTAMPTZ, ?::TIMESTAMPTZ \
+                 WHERE NOT EXISTS (SELECT 1 FROM meta.files WHERE file_hash = ? AND source = ?)",
+                params![
+                    hash,
+                    source,
+                    self.unit.path,
+                    self.unit.size as i64,
+                    ts,
+                    ts,
+                    hash,
+                    source
+                ],
+            )
+        })
         .map_err(VaultError::db("cannot write the lake manifest"))?;
         record_load(
             conn,
@@ -547,7 +565,8 @@ impl Drop for UnitLoad<'_> {
 }
 
 fn count(conn: &Connection, sql: &str) -> Result<u64, VaultError> {
-    conn.query_row(sql, [], |r| r.get::<_, i64>(0))
+    conn.prepare_cached(sql)
+        .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
         .map(|n| n as u64)
         .map_err(VaultError::db("cannot count staged rows"))
 }
@@ -569,9 +588,11 @@ pub fn record_load(
     status: &str,
     error: Option<&str>,
 ) -> Result<(), VaultError> {
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO meta.loads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
-        params![
+    )
+    .and_then(|mut insert| {
+        insert.execute(params![
             unit.run_id,
             source,
             unit.file_hash,
@@ -586,8 +607,8 @@ pub fn record_load(
             counts.duplicate_keys as i64,
             status,
             error
-        ],
-    )
+        ])
+    })
     .map_err(VaultError::db("cannot record the load"))?;
     Ok(())
 }
