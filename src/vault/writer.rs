@@ -81,6 +81,9 @@ pub struct WayChoice {
     pub more_units: bool,
 }
 
+/// DuckDB's memory limit while the satellite's latest hashdiffs are read.
+const LATEST_MEMORY_LIMIT: &str = "16MB";
+
 /// Units above this size load the direct way whatever the satellite holds: the staged way
 /// keeps the whole unit in memory until commit, the direct way lets DuckDB write full row
 /// groups to disk as it goes (with `memory_limit`, memory stays flat as inputs grow).
@@ -206,12 +209,24 @@ impl<'c> UnitLoad<'c> {
         let start = Instant::now();
         let context = format!("cannot read the latest rows of `{}`", self.satellite);
         // UUIDs come out of DuckDB as their 16 bytes only with lossless Arrow conversion.
+        // The read is one scan, which needs next to no buffer memory; with less, DuckDB
+        // evicts the blocks it read, which would otherwise sit next to the map being
+        // built (the peak of a large later load).
+        let limit: String = self
+            .conn
+            .query_row("SELECT current_setting('memory_limit')", [], |r| r.get(0))
+            .map_err(VaultError::db(context.clone()))?;
         self.conn
-            .execute_batch("SET arrow_lossless_conversion = true")
+            .execute_batch(&format!(
+                "SET arrow_lossless_conversion = true; SET memory_limit = '{LATEST_MEMORY_LIMIT}'"
+            ))
             .map_err(VaultError::db(context.clone()))?;
         let read = self.read_latest(&context);
         self.conn
-            .execute_batch("RESET arrow_lossless_conversion")
+            .execute_batch(&format!(
+                "RESET arrow_lossless_conversion; SET memory_limit = {}",
+                literal(&limit)
+            ))
             .map_err(VaultError::db(context))?;
         self.timings.add("read latest", start.elapsed());
         read
