@@ -384,13 +384,13 @@ impl<'c> UnitLoad<'c> {
     }
 
     fn commit_inner(&mut self, stager: &Stager) -> Result<LoadCounts, VaultError> {
-        let start = Instant::now();
         if let Some(mut appender) = self.stage_appender.take() {
+            let start = Instant::now();
             appender
                 .flush()
                 .map_err(VaultError::db("cannot flush an appender"))?;
+            self.timings.add("append", start.elapsed());
         }
-        self.timings.add("append", start.elapsed());
         let counts = if self.direct {
             let c = stager.counts;
             LoadCounts {
