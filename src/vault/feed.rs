@@ -8,7 +8,7 @@
 //! than sent as Arrow columns.
 //!
 //! A feed may stop early, after a number of rows, so that one unit can be moved in
-//! several statements (see `Feed::pause_after`): whatever the caller collects per
+//! several statements (see `Registered::pause_after`): whatever the caller collects per
 //! statement stays bounded.
 
 use std::collections::HashMap;
@@ -159,7 +159,8 @@ impl Registered {
 impl Drop for Registered {
     fn drop(&mut self) {
         lock(&FEEDS).remove(&self.feed.token);
-        // The source (and what it borrows) goes now, whoever still holds the feed.
+        // The source (and the channel it reads) goes now, even if DuckDB still holds
+        // the feed in a statement's bind data.
         let mut state = lock(&self.feed.state);
         state.source = None;
         state.current = None;

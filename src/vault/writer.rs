@@ -282,11 +282,12 @@ impl<'c> UnitLoad<'c> {
         Ok(())
     }
 
-    /// Direct way: move what the stager makes into the satellite, and the keys of those
-    /// rows into the keys table, while the input is still being read. DuckDB scans the
+    /// Direct way: move what the stager makes into the satellite while the input is
+    /// still being read, and the keys of those rows into the hubs. DuckDB scans the
     /// batches as a feed (vault::feed) on every core, in statements of at most
-    /// `DIRECT_STATEMENT_ROWS` rows, after each of which the keys it gathered are moved
-    /// out of memory. An error of the input, or a repeated key, ends the load.
+    /// `DIRECT_STATEMENT_ROWS` rows, after each of which the keys gathered meanwhile go
+    /// into the hubs and out of memory. An error of the input, or a repeated key, ends
+    /// the load (the caller rolls back).
     pub fn load_direct(&mut self, staged: Receiver<anyhow::Result<Staged>>) -> anyhow::Result<()> {
         let start = Instant::now();
         self.hub_keys = vec![0; self.source.tags.len()];
