@@ -7,9 +7,8 @@
 //! SQL pick the rows at commit.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Receiver;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -19,7 +18,7 @@ use duckdb::arrow::record_batch::RecordBatch;
 use duckdb::{params, Appender, Connection};
 
 use super::ddl::{ident, literal};
-use super::feed::{self, Feed};
+use super::feed::{self, lock, Feed};
 use super::latest::{prefix, Latest};
 use super::stager::{keys_schema, satellite_schema, Staged, Stager};
 use crate::defs::{Definitions, Source};
@@ -38,10 +37,6 @@ const DIRECT_STATEMENT_ROWS: usize = 1 << 20;
 #[derive(Debug, thiserror::Error)]
 #[error("a key is given twice in this input")]
 pub struct RepeatedKey;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// What one input unit is, for the manifest and the load record.
 #[derive(Debug, Clone)]
@@ -128,6 +123,7 @@ pub struct UnitLoad<'c> {
     /// How many rows the satellite had when the unit began.
     satellite_rows: u64,
     load_ts: DateTime<Utc>,
+    /// Staged way: rows appended to the staging table.
     rows_staged: u64,
     /// Direct way: the keys each hub gained so far.
     hub_keys: Vec<u64>,
@@ -293,8 +289,6 @@ impl<'c> UnitLoad<'c> {
         self.hub_keys = vec![0; self.source.tags.len()];
         let keys: Arc<Mutex<Vec<RecordBatch>>> = Arc::default();
         let gathered = keys.clone();
-        let rows = Arc::new(AtomicU64::new(0));
-        let counted = rows.clone();
         let next: feed::Source = Box::new(move || loop {
             match staged.recv() {
                 Err(_) => return Ok(None),
@@ -304,7 +298,6 @@ impl<'c> UnitLoad<'c> {
                         lock(&gathered).push(k);
                     }
                     if let Some(batch) = satellite {
-                        counted.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
                         return Ok(Some(batch));
                     }
                 }
@@ -342,7 +335,6 @@ impl<'c> UnitLoad<'c> {
             }
             rows_feed.resume();
         }
-        self.rows_staged = rows.load(Ordering::Relaxed);
         self.timings.add("sql satellite", start.elapsed() - hubs);
         Ok(())
     }
