@@ -1,11 +1,12 @@
 //! Vault stage, hashing rows: typed batches in, batches for DuckDB out.
 //!
-//! A `Stager` holds no connection, so it runs on the reading thread while the `UnitLoad`
-//! appends on another. It works in one of two ways:
+//! A `Stager` holds no connection, so it runs on its own thread while the `UnitLoad`
+//! writes to DuckDB. It works in one of two ways:
 //!
 //! - **direct**: rows go straight into the satellite. The satellite's latest hashdiff per
-//!   key is known up front, so only new and changed rows are emitted, with the constant
-//!   columns filled in; their keys are offered to the hubs. Content keys never repeat
+//!   key is known up front, so only new and changed rows are emitted (hk, hashdiff,
+//!   row_number and the payload; the unit's constants are written in SQL); their keys
+//!   are offered to the hubs. Content keys never repeat
 //!   within a unit; a primary key that does makes the stager answer `Repeat` (at once
 //!   for a key the satellite has, after the last batch for a new one: `finish`), and
 //!   the unit is loaded again the staged way.
