@@ -228,9 +228,13 @@ impl Stager {
         };
         let hashed = self.hash_rows(typed, all_readable);
         let found = self.find_latest(&hashed.rows);
-        let mut hks = FixedSizeBinaryBuilder::with_capacity(n, 16);
-        let mut diffs = FixedSizeBinaryBuilder::with_capacity(n, 16);
-        let mut bks = StringBuilder::with_capacity(n, n * 16);
+        // Sized for every row only when most rows will be emitted: the direct way keeps
+        // the readable keys of a statement's rows in memory, and a builder's spare room
+        // stays with its batch.
+        let cap = if all_readable { n } else { 0 };
+        let mut hks = FixedSizeBinaryBuilder::with_capacity(cap, 16);
+        let mut diffs = FixedSizeBinaryBuilder::with_capacity(cap, 16);
+        let mut bks = StringBuilder::with_capacity(cap, cap * 16);
         // Direct way: which rows go to the satellite; their keys go to the hubs.
         let mut emitted: Vec<u32> = Vec::new();
         let mut new_hks = FixedSizeBinaryBuilder::new(16);
