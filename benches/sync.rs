@@ -9,6 +9,8 @@
 //! the small files (each a separate process in a temp project), and DuckDB SQL doing the
 //! same load (read_csv, md5 key and hashdiff, insert-only hub and satellite, one
 //! transaction) through the duckdb crate. Every figure is printed as `name: value`.
+//! Before each timed step the disk is settled (`sync`, untimed), so no step pays for
+//! writing back what was written before it.
 
 // One libc call (getrusage) reads the children's peak memory; nothing else is unsafe.
 #![allow(unsafe_code)]
@@ -162,8 +164,17 @@ fn project(root: &Path, name: &str, input: &Path, memory_limit: Option<&str>) ->
     dir
 }
 
+/// Write every dirty page to disk, untimed, before a timed step: otherwise the writeback
+/// of the generated inputs, or of the other side's vault and lake, lands on whichever
+/// step runs next. Each step still pays for its own writes.
+fn settle() {
+    let status = Command::new("sync").status().expect("run sync");
+    assert!(status.success(), "sync failed");
+}
+
 /// Run `ingestor sync` in `dir`; its wall time in seconds.
 fn ingestor_sync(dir: &Path) -> f64 {
+    settle();
     let start = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_ingestor"))
         .arg("-C")
@@ -210,6 +221,7 @@ impl SqlVault {
 
     /// Load one file (or glob) in one transaction; seconds.
     fn load(&self, file: &str) -> f64 {
+        settle();
         let start = Instant::now();
         self.conn
             .execute_batch(&format!(
