@@ -31,7 +31,7 @@ const STAGE: &str = "ingestor_stage";
 
 /// Rows the direct way moves per statement; the keys it gathers meanwhile (about 40
 /// bytes a row) are what stays in memory.
-const DIRECT_STATEMENT_ROWS: usize = 1 << 20;
+pub const DIRECT_STATEMENT_ROWS: usize = 1 << 20;
 
 /// The direct way met a key given twice in one unit; the unit is loaded again, staged.
 #[derive(Debug, thiserror::Error)]

@@ -573,8 +573,8 @@ fn many_rows(n: usize, tail: &str) -> String {
     csv
 }
 
-/// More rows than the direct way moves in one statement (2^20), so one unit takes two.
-const TWO_STATEMENTS: usize = 1_100_000;
+/// More rows than the direct way moves in one statement, so one unit takes two.
+const TWO_STATEMENTS: usize = ingestor::vault::writer::DIRECT_STATEMENT_ROWS + 50_000;
 
 #[test]
 fn a_file_larger_than_one_statement_loads_every_row_and_key_once() {
@@ -605,7 +605,7 @@ fn a_file_larger_than_one_statement_loads_every_row_and_key_once() {
 
 #[test]
 fn a_key_repeated_after_the_first_statement_still_keeps_its_last_row() {
-    // The direct way has moved the first 2^20 rows when the repeat of T5 is noticed;
+    // The direct way has moved a statement's rows when the repeat of T5 is noticed;
     // all of it is rolled back and the unit is loaded the staged way.
     let p = Project::tx();
     p.file(
