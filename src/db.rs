@@ -1,4 +1,5 @@
-//! Opening the vault: a DuckDB file that DuckDB 1.5 clients can read too.
+//! Opening the vault: a DuckDB file that DuckDB 1.5 clients can read too; quoting, and
+//! the transaction guard every write goes through. A leaf: it knows DuckDB, not the vault.
 
 use std::path::Path;
 
@@ -42,24 +43,76 @@ pub fn open(path: &Path) -> Result<Connection, anyhow::Error> {
     Ok(Connection::open(path).map_err(|e| classify(path, e))?)
 }
 
+/// Quote an identifier for DuckDB.
+pub fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Quote a string literal for DuckDB.
+pub fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// An open transaction. `commit` ends it; dropping it otherwise (an early return, `?`, a
+/// panic unwinding) rolls it back, so no error path can leave half a change visible.
+#[must_use = "a transaction not committed is rolled back when dropped"]
+pub struct Transaction<'c> {
+    conn: &'c Connection,
+    open: bool,
+}
+
+impl<'c> Transaction<'c> {
+    /// `BEGIN TRANSACTION` on `conn`; `what` says what the transaction is for, in errors.
+    pub fn begin(conn: &'c Connection, what: &str) -> Result<Self, VaultError> {
+        conn.execute_batch("BEGIN TRANSACTION")
+            .map_err(VaultError::db(format!("cannot begin {what}")))?;
+        Ok(Transaction { conn, open: true })
+    }
+
+    /// The connection the transaction runs on.
+    pub fn conn(&self) -> &'c Connection {
+        self.conn
+    }
+
+    /// Commit; on error the transaction is rolled back and the error returned.
+    pub fn commit(mut self, what: &str) -> Result<(), VaultError> {
+        self.open = false;
+        match self.conn.execute_batch("COMMIT") {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                // A failed COMMIT may leave the transaction open (DuckDB aborts it, but
+                // say so explicitly); the error that matters is the commit's.
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(VaultError::db(format!("cannot commit {what}"))(e))
+            }
+        }
+    }
+}
+
+impl Drop for Transaction<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            // Nothing of an unfinished transaction may stay visible. A rollback that fails
+            // means the connection already aborted it: nothing to undo either way.
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
 /// Apply `[duckdb]` settings of ingestor.toml to a connection.
 pub fn configure(conn: &Connection, settings: &DuckdbConfig) -> Result<(), VaultError> {
     // Satellite rows carry their own position (row_number); their order in the table means
     // nothing, and not keeping it lets DuckDB insert on every core.
     conn.execute_batch("SET preserve_insertion_order = false")
         .map_err(VaultError::db("cannot configure DuckDB"))?;
-    crate::vault::feed::register(conn).map_err(VaultError::db("cannot configure DuckDB"))?;
     let limit = settings
         .memory_limit
         .as_deref()
         .unwrap_or(DEFAULT_MEMORY_LIMIT);
-    conn.execute_batch(&format!(
-        "SET memory_limit = {}",
-        crate::vault::ddl::literal(limit)
-    ))
-    .map_err(VaultError::db(format!(
-        "cannot set memory_limit = {limit:?} ([duckdb] in ingestor.toml)"
-    )))?;
+    conn.execute_batch(&format!("SET memory_limit = {}", literal(limit)))
+        .map_err(VaultError::db(format!(
+            "cannot set memory_limit = {limit:?} ([duckdb] in ingestor.toml)"
+        )))?;
     Ok(())
 }
 

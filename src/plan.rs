@@ -22,11 +22,13 @@ pub struct Project {
 impl Project {
     /// Load the project the command line points at.
     pub fn load(cli: &Cli) -> anyhow::Result<Project> {
-        let defs = Definitions::load(&cli.dir)?;
-        let database = match &cli.db {
-            Some(p) => p.clone(),
-            None => defs.database_path(),
-        };
+        Project::open(&cli.dir, cli.db.clone())
+    }
+
+    /// Load the project in `dir`; `database` overrides the one ingestor.toml names.
+    pub fn open(dir: &Path, database: Option<PathBuf>) -> anyhow::Result<Project> {
+        let defs = Definitions::load(dir)?;
+        let database = database.unwrap_or_else(|| defs.database_path());
         let lake = Lake::new(defs.lake_path());
         Ok(Project {
             defs,

@@ -134,16 +134,6 @@ impl Contract {
         })
     }
 
-    /// Schema fingerprint: BLAKE3 of the ordered (column, type) list.
-    pub fn fingerprint(&self) -> String {
-        let mut enc = crate::vault::hash::Encoder::default();
-        for c in &self.columns {
-            enc.push(Some(&c.name));
-            enc.push(Some(&c.ty.to_string()));
-        }
-        crate::vault::hash::RecipeHasher::plain().hex(enc.bytes())
-    }
-
     /// Cast one batch of input to the satellite's types. Any value that is null where the
     /// tag forbids it, or does not parse as its type, fails the whole input unit.
     pub fn cast(
@@ -205,7 +195,7 @@ fn canonical_text(array: &dyn Array) -> StringArray {
     let mut cell = Vec::new();
     for row in 0..array.len() {
         cell.clear();
-        if crate::vault::hash::canonical_into(array, row, &mut cell) {
+        if crate::canonical::canonical_into(array, row, &mut cell) {
             out.append_value(std::str::from_utf8(&cell).expect("canonical text is UTF-8"));
         } else {
             out.append_null();

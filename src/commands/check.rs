@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::cli::{CheckArgs, CheckFormat, Cli};
 use crate::error::{exit_code, EXIT_OK};
 use crate::plan::Project;
-use crate::readers;
+use crate::readers::OpenContext;
 use crate::validate::Contract;
 
 /// The result for one input (or for a source whose inputs cannot be listed).
@@ -40,7 +40,9 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> anyhow::Result<i32> {
         };
         for path in paths {
             let name = project.display(&path);
-            let result = readers::open(&source.reader, &path, &name)
+            let result = source
+                .reader
+                .open(&OpenContext::file(&path, &name))
                 .map_err(anyhow::Error::new)
                 .and_then(|r| {
                     Contract::new(&project.defs, source, &r.schema(), &name)

@@ -40,7 +40,8 @@ path = "data/example/*.csv"
 const SAMPLE: &str =
     "Date,Amount,Description\n2026-01-02,-4.20,Coffee\n2026-01-03,1500.00,Salary\n";
 
-const GITIGNORE: &str = "ingestor.duckdb\ningestor.duckdb.wal\nlake/\n";
+const GITIGNORE: &str =
+    "ingestor.duckdb\ningestor.duckdb.wal\ningestor.duckdb.bak\ningestor.rebuilding.duckdb*\nlake/\n";
 
 /// Run `init`.
 pub fn run(cli: &Cli, dir: Option<&Path>) -> anyhow::Result<i32> {

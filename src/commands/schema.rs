@@ -4,7 +4,7 @@ use crate::cli::Cli;
 use crate::commands::sql::open_vault;
 use crate::error::EXIT_OK;
 use crate::plan::Project;
-use crate::vault::ddl::{self, ColumnRecord};
+use crate::vault::meta::{self, ColumnRecord};
 
 /// Run `schema`.
 pub fn run(cli: &Cli, source: Option<&str>, diff: bool) -> anyhow::Result<i32> {
@@ -15,7 +15,7 @@ pub fn run(cli: &Cli, source: Option<&str>, diff: bool) -> anyhow::Result<i32> {
         }
     }
     let conn = open_vault(cli)?;
-    let sats = ddl::satellites(&conn)?;
+    let sats = meta::satellites(&conn)?;
     let mut sources: Vec<&str> = sats.iter().map(|s| s.source.as_str()).collect();
     sources.dedup();
     for src in sources

@@ -13,7 +13,7 @@ use encoding_rs::Encoding;
 use encoding_rs_io::{DecodeReaderBytes, DecodeReaderBytesBuilder};
 use serde::Deserialize;
 
-use super::{InputBatch, InputReader, ValueFormat, BATCH_ROWS};
+use super::{InputBatch, InputReader, OpenContext, ReaderKind, ValueFormat, BATCH_ROWS};
 use crate::error::ReadError;
 
 /// `[reader] type = "csv"`.
@@ -70,6 +70,28 @@ enum Decoding {
     Auto,
     /// This encoding (a BOM still wins).
     Fixed(&'static Encoding),
+}
+
+impl ReaderKind for CsvConfig {
+    fn path(&self) -> &str {
+        &self.path
+    }
+
+    fn extensions(&self) -> &'static [&'static str] {
+        &["csv", "tsv", "txt"]
+    }
+
+    fn check(&self) -> Result<(), (String, String)> {
+        CsvConfig::check(self)
+    }
+
+    fn value_format(&self) -> ValueFormat {
+        CsvConfig::value_format(self)
+    }
+
+    fn open(&self, ctx: &OpenContext<'_>) -> Result<Box<dyn InputReader>, ReadError> {
+        Ok(Box::new(CsvReader::open(self, ctx.path, ctx.name)?))
+    }
 }
 
 impl CsvConfig {

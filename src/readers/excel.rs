@@ -19,7 +19,7 @@ use duckdb::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use duckdb::arrow::record_batch::RecordBatch;
 use serde::Deserialize;
 
-use super::{InputBatch, InputReader, Place, ValueFormat, BATCH_ROWS};
+use super::{InputBatch, InputReader, OpenContext, Place, ReaderKind, ValueFormat, BATCH_ROWS};
 use crate::error::ReadError;
 
 /// Name of the column that records each row's sheet when `sheets` loads several.
@@ -67,6 +67,28 @@ pub struct ExcelConfig {
     /// chrono format of timestamps written as text cells.
     #[serde(default)]
     pub timestamp_format: Option<String>,
+}
+
+impl ReaderKind for ExcelConfig {
+    fn path(&self) -> &str {
+        &self.path
+    }
+
+    fn extensions(&self) -> &'static [&'static str] {
+        &["xlsx", "xlsm", "xlsb", "xls", "ods"]
+    }
+
+    fn check(&self) -> Result<(), (String, String)> {
+        ExcelConfig::check(self)
+    }
+
+    fn value_format(&self) -> ValueFormat {
+        ExcelConfig::value_format(self)
+    }
+
+    fn open(&self, ctx: &OpenContext<'_>) -> Result<Box<dyn InputReader>, ReadError> {
+        Ok(Box::new(ExcelReader::open(self, ctx.path, ctx.name)?))
+    }
 }
 
 impl ExcelConfig {

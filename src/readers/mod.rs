@@ -1,7 +1,12 @@
-//! Extract stage: readers turn one input unit (a file) into Arrow record batches.
+//! Extract stage: readers turn one input unit into Arrow record batches.
 //!
-//! Readers know nothing of DuckDB or tags. Each yields batches whose columns are the source's
-//! columns in input order, plus the provenance of every row (its line in the file).
+//! Readers know nothing of DuckDB, tags or the lake. A reader is opened on a unit's bytes
+//! (an `OpenContext`: the bytes, the name messages use, secrets, the state saved by the
+//! source's last load) and yields batches whose columns are the source's columns in input
+//! order, plus the provenance of every row; when it is done it may report an end state
+//! (an API cursor) that the pipeline commits with the rows.
+//!
+//! Adding a reader: a config type implementing `ReaderKind`, and one line in `readers!`.
 
 pub mod csv;
 pub mod excel;
@@ -15,18 +20,92 @@ use serde::Deserialize;
 pub use self::csv::{CsvConfig, CsvReader};
 pub use self::excel::{ExcelConfig, ExcelReader};
 use crate::error::ReadError;
+use crate::secrets::SecretStore;
 
 /// Rows per batch: large enough to amortise per-batch work, small enough to bound memory.
 pub const BATCH_ROWS: usize = 16_384;
 
-/// `[reader]` of a source: which reader, and its options.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum ReaderConfig {
+/// The one list of readers: each entry is a `type = "..."` of `[reader]` (the variant's
+/// name in snake case) and the config type that reads it.
+macro_rules! readers {
+    ($($(#[$doc:meta])* $variant:ident($config:ty),)*) => {
+        /// `[reader]` of a source: which reader, and its options.
+        #[derive(Debug, Clone, Deserialize)]
+        #[serde(tag = "type", rename_all = "snake_case")]
+        pub enum ReaderConfig {
+            $($(#[$doc])* $variant($config),)*
+        }
+
+        impl ReaderConfig {
+            /// The reader this config picks.
+            pub fn kind(&self) -> &dyn ReaderKind {
+                match self {
+                    $(ReaderConfig::$variant(c) => c,)*
+                }
+            }
+        }
+    };
+}
+
+readers! {
     /// Delimited text files.
     Csv(CsvConfig),
     /// Spreadsheets: xlsx, xlsm, xlsb, xls, ods.
     Excel(ExcelConfig),
+}
+
+/// What every reader's config offers the pipeline.
+pub trait ReaderKind {
+    /// The `path` option: a file, a folder or a glob, relative to the project.
+    fn path(&self) -> &str;
+    /// File endings a folder input is filtered by.
+    fn extensions(&self) -> &'static [&'static str];
+    /// Cross-field rules, as (key, what was expected).
+    fn check(&self) -> Result<(), (String, String)>;
+    /// How the input writes numbers and dates.
+    fn value_format(&self) -> ValueFormat;
+    /// Open a reader on one unit's bytes.
+    fn open(&self, ctx: &OpenContext<'_>) -> Result<Box<dyn InputReader>, ReadError>;
+}
+
+/// What a reader is given to open one input unit.
+pub struct OpenContext<'a> {
+    /// Where the unit's bytes are: its lake object (every retry and every rebuild), or on a
+    /// first load the original file while it is copied into the lake (the copy is hashed,
+    /// so what is loaded is what the lake keeps).
+    pub path: &'a Path,
+    /// How messages name the unit: its original name, whose ending tells the format.
+    pub name: &'a str,
+    /// Secrets the source names (a PDF password, an API token).
+    pub secrets: &'a dyn SecretStore,
+    /// The state the source's last load saved (an API cursor), if any.
+    pub state: Option<&'a str>,
+}
+
+impl<'a> OpenContext<'a> {
+    /// A context with no secrets and no saved state.
+    pub fn file(path: &'a Path, name: &'a str) -> Self {
+        OpenContext {
+            path,
+            name,
+            secrets: &NO_SECRETS,
+            state: None,
+        }
+    }
+}
+
+/// A store that has no secrets (for readers that need none).
+struct NoSecrets;
+
+static NO_SECRETS: NoSecrets = NoSecrets;
+
+impl SecretStore for NoSecrets {
+    fn get(&self, name: &str) -> Result<String, crate::error::SecretError> {
+        Err(crate::error::SecretError {
+            name: name.to_string(),
+            env: crate::secrets::env_var(name),
+        })
+    }
 }
 
 /// How text values are written in an input, for parsing typed fields.
@@ -58,7 +137,8 @@ impl Default for ValueFormat {
 pub struct InputBatch {
     /// Columns in input order, named as the input names them.
     pub data: RecordBatch,
-    /// Position of each row in the file (line number for text, row number for sheets).
+    /// Position of each row in the unit, stored as `row_number`: the line for text, the
+    /// sheet row for spreadsheets, the line counted over the whole document for pages.
     pub rows: Vec<i64>,
     /// How to name a place in this batch in messages.
     pub place: Place,
@@ -71,6 +151,11 @@ pub enum Place {
     Lines,
     /// `sheet `January` cell C17`: the sheet and each column's letters.
     Cells { sheet: String, columns: Vec<String> },
+    /// `page 3 line 12`: positions are lines counted over the whole document;
+    /// `page_starts[i]` is the position of the first line of page `i + 1`.
+    Pages {
+        page_starts: std::sync::Arc<Vec<i64>>,
+    },
 }
 
 impl Place {
@@ -82,6 +167,13 @@ impl Place {
                 "sheet `{sheet}` cell {}{position}",
                 columns.get(column).map(String::as_str).unwrap_or("?")
             ),
+            Place::Pages { page_starts } => {
+                let page = page_starts.partition_point(|&s| s <= position);
+                match page.checked_sub(1).map(|p| page_starts[p]) {
+                    Some(start) => format!("page {page} line {}", position - start + 1),
+                    None => format!("line {position}"),
+                }
+            }
         }
     }
 }
@@ -95,39 +187,34 @@ pub trait InputReader: Send {
     fn schema(&self) -> SchemaRef;
     /// The next batch, or `None` at the end of the input.
     fn next_batch(&mut self) -> Result<Option<InputBatch>, ReadError>;
+    /// State to save with the unit's rows, asked once every batch was read: an API
+    /// reader's new cursor (text of the reader's own making). It is committed in the
+    /// unit's transaction, so it never runs ahead of the data, and the next load's
+    /// `OpenContext::state` is it. Most readers have none.
+    fn end_state(&self) -> Option<String> {
+        None
+    }
 }
 
 impl ReaderConfig {
     /// The `path` option: a file, a folder or a glob, relative to the project.
     pub fn path(&self) -> &str {
-        match self {
-            ReaderConfig::Csv(c) => &c.path,
-            ReaderConfig::Excel(c) => &c.path,
-        }
-    }
-
-    /// File endings a folder input is filtered by.
-    fn extensions(&self) -> &'static [&'static str] {
-        match self {
-            ReaderConfig::Csv(_) => &["csv", "tsv", "txt"],
-            ReaderConfig::Excel(_) => &["xlsx", "xlsm", "xlsb", "xls", "ods"],
-        }
+        self.kind().path()
     }
 
     /// Cross-field rules, as (key, what was expected).
     pub fn check(&self) -> Result<(), (String, String)> {
-        match self {
-            ReaderConfig::Csv(c) => c.check(),
-            ReaderConfig::Excel(c) => c.check(),
-        }
+        self.kind().check()
     }
 
     /// How the input writes numbers and dates.
     pub fn value_format(&self) -> ValueFormat {
-        match self {
-            ReaderConfig::Csv(c) => c.value_format(),
-            ReaderConfig::Excel(c) => c.value_format(),
-        }
+        self.kind().value_format()
+    }
+
+    /// Open a reader on one unit.
+    pub fn open(&self, ctx: &OpenContext<'_>) -> Result<Box<dyn InputReader>, ReadError> {
+        self.kind().open(ctx)
     }
 
     /// The input units: every file the path names, sorted, each once. An existing folder
@@ -147,10 +234,11 @@ impl ReaderConfig {
                     .file_name()
                     .and_then(|n| n.to_str())
                     .is_some_and(|n| n.starts_with('.'));
-                let wanted = path
-                    .extension()
-                    .and_then(|e| e.to_str())
-                    .is_some_and(|e| self.extensions().contains(&e.to_ascii_lowercase().as_str()));
+                let wanted = path.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+                    self.kind()
+                        .extensions()
+                        .contains(&e.to_ascii_lowercase().as_str())
+                });
                 if path.is_file() && wanted && !hidden {
                     files.push(path);
                 }
@@ -187,14 +275,19 @@ impl ReaderConfig {
     }
 }
 
-/// Open a reader on one input file. `name` is how messages name the file.
-pub fn open(
-    config: &ReaderConfig,
-    path: &Path,
-    name: &str,
-) -> Result<Box<dyn InputReader>, ReadError> {
-    match config {
-        ReaderConfig::Csv(c) => Ok(Box::new(CsvReader::open(c, path, name)?)),
-        ReaderConfig::Excel(c) => Ok(Box::new(ExcelReader::open(c, path, name)?)),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_name_the_page_and_its_line() {
+        let place = Place::Pages {
+            page_starts: std::sync::Arc::new(vec![1, 41, 75]),
+        };
+        assert_eq!(place.describe(1, 0), "page 1 line 1");
+        assert_eq!(place.describe(40, 0), "page 1 line 40");
+        assert_eq!(place.describe(41, 0), "page 2 line 1");
+        assert_eq!(place.describe(80, 0), "page 3 line 6");
+        assert_eq!(Place::Lines.describe(7, 3), "line 7");
     }
 }

@@ -1,74 +1,18 @@
-//! Vault stage, DDL: schemas, meta tables, hubs, satellites and the views for people.
-//! Everything here is idempotent.
+//! Vault stage, DDL: hubs, satellites and the views for people (the meta tables are
+//! `meta.rs`'s). Everything here is idempotent.
 
-use duckdb::{params, Connection, OptionalExt};
-use serde::{Deserialize, Serialize};
+use chrono::{DateTime, Utc};
+use duckdb::Connection;
 
 use super::hash::{RecipeHasher, RECIPE, RECIPE_VERSION};
+use super::meta::{self, ColumnRecord, SatelliteRecord};
+use crate::db::{ident, Transaction};
 use crate::defs::Definitions;
 use crate::error::VaultError;
 use crate::validate::Contract;
 
 /// Version of the vault's table layout.
 pub const FORMAT_VERSION: &str = "1";
-
-/// Quote an identifier for DuckDB.
-pub fn ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-/// Quote a string literal for DuckDB.
-pub fn literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
-}
-
-const META: &str = r#"
-CREATE SCHEMA IF NOT EXISTS vault;
-CREATE SCHEMA IF NOT EXISTS meta;
-CREATE TABLE IF NOT EXISTS meta.vault (key VARCHAR NOT NULL, value VARCHAR NOT NULL);
-CREATE TABLE IF NOT EXISTS meta.runs (
-    run_id BIGINT NOT NULL, command VARCHAR, started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ,
-    status VARCHAR, exit_code INTEGER, units_loaded BIGINT, units_skipped BIGINT,
-    units_failed BIGINT);
-CREATE TABLE IF NOT EXISTS meta.loads (
-    run_id BIGINT NOT NULL, source VARCHAR NOT NULL, file_hash VARCHAR, path VARCHAR,
-    satellite VARCHAR, rows_read BIGINT, new_keys BIGINT, new_rows BIGINT,
-    changed_rows BIGINT, unchanged_rows BIGINT, rejected_rows BIGINT, duplicate_keys BIGINT,
-    status VARCHAR NOT NULL, error VARCHAR, loaded_at TIMESTAMPTZ);
-CREATE TABLE IF NOT EXISTS meta.files (
-    file_hash VARCHAR NOT NULL, source VARCHAR NOT NULL, original_path VARCHAR, size BIGINT,
-    first_seen TIMESTAMPTZ, last_seen TIMESTAMPTZ);
-CREATE TABLE IF NOT EXISTS meta.satellites (
-    source VARCHAR NOT NULL, table_name VARCHAR NOT NULL, fingerprint VARCHAR NOT NULL,
-    columns VARCHAR NOT NULL, tags VARCHAR NOT NULL, created_at TIMESTAMPTZ);
-CREATE TABLE IF NOT EXISTS meta.file_stats (
-    source VARCHAR NOT NULL, path VARCHAR NOT NULL, size BIGINT, mtime_ns BIGINT,
-    ctime_ns BIGINT, inode UBIGINT, file_hash VARCHAR NOT NULL);
-CREATE TABLE IF NOT EXISTS meta.state (
-    source VARCHAR NOT NULL, key VARCHAR NOT NULL, value VARCHAR, updated_at TIMESTAMPTZ);
-"#;
-
-/// A satellite column as recorded in `meta.satellites.columns`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct ColumnRecord {
-    /// Source column name.
-    pub name: String,
-    /// Field type, as written in definitions.
-    #[serde(rename = "type")]
-    pub ty: String,
-    /// Tag field the column carries, if any.
-    pub field: Option<String>,
-}
-
-/// A row of `meta.satellites`.
-#[derive(Debug, Clone)]
-pub struct SatelliteRecord {
-    pub source: String,
-    pub table: String,
-    pub columns: Vec<ColumnRecord>,
-    pub tags: Vec<String>,
-    pub created_at: String,
-}
 
 /// Create the schemas and meta tables, record or check the hash recipe, create a hub per
 /// tag and the views. Run once per write session, before any load.
@@ -80,42 +24,11 @@ pub fn ensure(
     // When the vault was set up for these very definitions, only the recipe is checked:
     // a sync with nothing new to load should cost next to nothing.
     let fingerprint = definitions_fingerprint(defs);
-    let recorded: Option<String> = conn
-        .query_row(
-            "SELECT value FROM meta.vault WHERE key = 'definitions'",
-            [],
-            |r| r.get(0),
-        )
-        .ok();
-    if recorded.as_deref() == Some(fingerprint.as_str()) {
+    if meta::vault_value(conn, "definitions").as_deref() == Some(fingerprint.as_str()) {
         return check_recipe(conn, hasher);
     }
-    conn.execute_batch("BEGIN TRANSACTION")
-        .map_err(VaultError::db("cannot start the set-up transaction"))?;
-    let result = ensure_inner(conn, defs, hasher).and_then(|()| {
-        conn.execute("DELETE FROM meta.vault WHERE key = 'definitions'", [])
-            .and_then(|_| {
-                conn.execute(
-                    "INSERT INTO meta.vault VALUES ('definitions', ?)",
-                    params![fingerprint],
-                )
-            })
-            .map(|_| ())
-            .map_err(VaultError::db("cannot record the definitions"))
-    });
-    let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
-    conn.execute_batch(end)
-        .map_err(VaultError::db("cannot commit the vault set-up"))?;
-    result
-}
-
-fn ensure_inner(
-    conn: &Connection,
-    defs: &Definitions,
-    hasher: &RecipeHasher,
-) -> Result<(), VaultError> {
-    conn.execute_batch(META)
-        .map_err(VaultError::db("cannot create the meta tables"))?;
+    let tx = Transaction::begin(conn, "the vault set-up")?;
+    meta::create(conn)?;
     check_recipe(conn, hasher)?;
     for tag in defs.tags.keys() {
         conn.execute_batch(&format!(
@@ -128,7 +41,9 @@ fn ensure_inner(
             "cannot create the hub of tag `{tag}`"
         )))?;
     }
-    refresh_views(conn, defs)
+    refresh_views(conn, defs)?;
+    meta::set_vault_value(conn, "definitions", &fingerprint)?;
+    tx.commit("the vault set-up")
 }
 
 /// What the vault's hubs and views depend on: tags with their fields, sources with their
@@ -136,7 +51,7 @@ fn ensure_inner(
 fn definitions_fingerprint(defs: &Definitions) -> String {
     let mut enc = super::hash::Encoder::default();
     // The DDL itself: a new version of ingestor that adds a meta table sets up again.
-    enc.push(Some(META));
+    enc.push(Some(meta::DDL));
     enc.push(Some(FORMAT_VERSION));
     for (id, tag) in &defs.tags {
         enc.push(Some(id));
@@ -166,17 +81,10 @@ fn check_recipe(conn: &Connection, hasher: &RecipeHasher) -> Result<(), VaultErr
         ("key_format", "uuid".to_string()),
         ("storage_version", crate::db::STORAGE_VERSION.to_string()),
     ];
-    let mut stmt = conn
-        .prepare("SELECT key, value FROM meta.vault")
-        .map_err(VaultError::db("cannot read meta.vault"))?;
-    let stored: Vec<(String, String)> = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .and_then(|rows| rows.collect())
-        .map_err(VaultError::db("cannot read meta.vault"))?;
+    let stored = meta::vault_values(conn)?;
     if stored.is_empty() {
         for (key, value) in &wanted {
-            conn.execute("INSERT INTO meta.vault VALUES (?, ?)", params![key, value])
-                .map_err(VaultError::db("cannot record the hash recipe"))?;
+            meta::set_vault_value(conn, key, value)?;
         }
         return Ok(());
     }
@@ -207,40 +115,16 @@ fn check_recipe(conn: &Connection, hasher: &RecipeHasher) -> Result<(), VaultErr
     Ok(())
 }
 
-/// All satellites recorded in the vault, oldest first.
-pub fn satellites(conn: &Connection) -> Result<Vec<SatelliteRecord>, VaultError> {
-    let mut stmt = conn
-        .prepare(
-            "SELECT source, table_name, columns, tags, strftime(created_at::TIMESTAMP, '%Y-%m-%d %H:%M:%S') \
-             FROM meta.satellites ORDER BY created_at, table_name",
-        )
-        .map_err(VaultError::db("cannot read meta.satellites"))?;
-    let rows = stmt
-        .query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, String>(4)?,
-            ))
-        })
-        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-        .map_err(VaultError::db("cannot read meta.satellites"))?;
-    rows.into_iter()
-        .map(|(source, table, columns, tags, created_at)| {
-            let bad = |e: serde_json::Error| {
-                VaultError::Refused(format!("meta.satellites row of `{table}` is damaged: {e}"))
-            };
-            Ok(SatelliteRecord {
-                columns: serde_json::from_str(&columns).map_err(bad)?,
-                tags: serde_json::from_str(&tags).map_err(bad)?,
-                source,
-                table: table.clone(),
-                created_at,
-            })
-        })
-        .collect()
+/// A satellite's schema fingerprint: the recipe's encoding of its ordered (column, type)
+/// list, BLAKE3, in hex. Stored in `meta.satellites`; an input with the same fingerprint
+/// loads into the same satellite.
+pub fn schema_fingerprint(contract: &Contract) -> String {
+    let mut enc = super::hash::Encoder::default();
+    for c in &contract.columns {
+        enc.push(Some(&c.name));
+        enc.push(Some(&c.ty.to_string()));
+    }
+    RecipeHasher::plain().hex(enc.bytes())
 }
 
 /// The satellite of `source` for this schema: the existing one with the same fingerprint,
@@ -250,27 +134,33 @@ pub fn satellite_for(
     defs: &Definitions,
     source: &str,
     contract: &Contract,
-    now: chrono::DateTime<chrono::Utc>,
+    now: DateTime<Utc>,
+    name: Option<&str>,
 ) -> Result<String, VaultError> {
-    let fingerprint = contract.fingerprint();
-    let existing: Option<String> = conn
-        .prepare_cached(
-            "SELECT table_name FROM meta.satellites WHERE source = ? AND fingerprint = ?",
-        )
-        .and_then(|mut s| s.query_row(params![source, fingerprint], |r| r.get(0)))
-        .optional()
-        .map_err(VaultError::db("cannot read meta.satellites"))?;
-    if let Some(table) = existing {
+    let fingerprint = schema_fingerprint(contract);
+    if let Some(table) = meta::satellite_with(conn, source, &fingerprint)? {
         return Ok(table);
     }
-    let base = format!("sat_{source}__{}", now.format("%Y%m%dT%H%M%S"));
-    let taken: Vec<String> = satellites(conn)?.into_iter().map(|s| s.table).collect();
-    let mut table = base.clone();
-    let mut n = 2;
-    while taken.contains(&table) {
-        table = format!("{base}_{n}");
-        n += 1;
-    }
+    let taken: Vec<String> = meta::satellites(conn)?
+        .into_iter()
+        .map(|s| s.table)
+        .collect();
+    // A rebuild names the satellite as the original load did (its name is recorded in
+    // the lake's manifest); otherwise it is named by its creation time.
+    let prefix = format!("sat_{source}__");
+    let table = match name.filter(|n| n.starts_with(&prefix) && !taken.iter().any(|t| t == n)) {
+        Some(n) => n.to_string(),
+        None => {
+            let base = format!("sat_{source}__{}", now.format("%Y%m%dT%H%M%S"));
+            let mut table = base.clone();
+            let mut n = 2;
+            while taken.contains(&table) {
+                table = format!("{base}_{n}");
+                n += 1;
+            }
+            table
+        }
+    };
     let mut cols = String::from(
         "hk UUID NOT NULL, load_ts TIMESTAMPTZ NOT NULL, hashdiff UUID NOT NULL, \
          record_source VARCHAR NOT NULL, file_hash VARCHAR NOT NULL, row_number BIGINT, \
@@ -295,25 +185,42 @@ pub fn satellite_for(
         .get(source)
         .map(|s| s.tags.clone())
         .unwrap_or_default();
-    conn.execute(
-        "INSERT INTO meta.satellites VALUES (?, ?, ?, ?, ?, ?::TIMESTAMPTZ)",
-        params![
-            source,
-            table,
-            fingerprint,
-            serde_json::to_string(&records).expect("columns serialise"),
-            serde_json::to_string(&tags).expect("tags serialise"),
-            now.to_rfc3339()
-        ],
-    )
-    .map_err(VaultError::db("cannot record the new satellite"))?;
+    meta::record_satellite(conn, source, &table, &fingerprint, &records, &tags, now)?;
     refresh_views(conn, defs)?;
     Ok(table)
 }
 
+/// Remove everything `source` brought into the vault, for a rebuild of it: its
+/// satellites, the hub keys it added first, and its bookkeeping. Inside a transaction.
+pub fn drop_source(conn: &Connection, defs: &Definitions, source: &str) -> Result<(), VaultError> {
+    for sat in meta::satellites(conn)?
+        .into_iter()
+        .filter(|s| s.source == source)
+    {
+        conn.execute_batch(&format!("DROP TABLE IF EXISTS vault.{}", ident(&sat.table)))
+            .map_err(VaultError::db(format!("cannot drop `{}`", sat.table)))?;
+    }
+    for tag in defs.tags.keys() {
+        conn.execute(
+            &format!(
+                "DELETE FROM vault.{} WHERE record_source = ?",
+                ident(&format!("hub_{tag}"))
+            ),
+            [source],
+        )
+        .map_err(VaultError::db(format!("cannot clear hub `{tag}`")))?;
+    }
+    conn.execute_batch(&format!("DROP VIEW IF EXISTS main.{}", ident(source)))
+        .map_err(VaultError::db(format!(
+            "cannot drop the view of `{source}`"
+        )))?;
+    meta::forget_source(conn, source)?;
+    refresh_views(conn, defs)
+}
+
 /// (Re)create `main.<tag>` and `main.<source>` from the satellites the vault holds.
 pub fn refresh_views(conn: &Connection, defs: &Definitions) -> Result<(), VaultError> {
-    let sats = satellites(conn)?;
+    let sats = meta::satellites(conn)?;
     for (tag_id, tag) in &defs.tags {
         let carrying: Vec<&SatelliteRecord> = sats
             .iter()

@@ -25,8 +25,9 @@ use duckdb::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use duckdb::arrow::record_batch::RecordBatch;
 use rayon::prelude::*;
 
-use super::hash::{push_digits, Encoder, RecipeHasher};
+use super::hash::{Encoder, RecipeHasher};
 use super::latest::{prefix, Found, Latest, Seen};
+use crate::canonical::push_digits;
 use crate::defs::{KeyCase, Source};
 use crate::error::VaultError;
 use crate::timings::Timings;

@@ -6,24 +6,22 @@
 //! after each statement; the staged way appends every row to a temporary table and lets
 //! SQL pick the rows at commit.
 
-use std::collections::HashSet;
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use chrono::{DateTime, Utc};
 use duckdb::arrow::array::AsArray;
 use duckdb::arrow::datatypes::Int64Type;
 use duckdb::arrow::record_batch::RecordBatch;
 use duckdb::{params, Appender, Connection};
 
-use super::ddl::{ident, literal};
 use super::feed::{self, lock, Feed};
 use super::latest::{prefix, Latest};
+use super::meta::{self, LoadCounts, Unit, UnitStatus};
 use super::stager::{keys_schema, satellite_schema, Staged, Stager};
+use crate::db::{ident, literal, Transaction};
 use crate::defs::{Definitions, Source};
 use crate::error::VaultError;
-use crate::lake::FileStat;
 use crate::timings::Timings;
 use crate::validate::Contract;
 
@@ -37,30 +35,6 @@ pub const DIRECT_STATEMENT_ROWS: usize = 1 << 20;
 #[derive(Debug, thiserror::Error)]
 #[error("a key is given twice in this input")]
 pub struct RepeatedKey;
-
-/// What one input unit is, for the manifest and the load record.
-#[derive(Debug, Clone)]
-pub struct Unit {
-    /// The run loading it.
-    pub run_id: i64,
-    /// BLAKE3 of the file's bytes (the lake name).
-    pub file_hash: String,
-    /// Path as the user knows it (relative to the project when possible).
-    pub path: String,
-    /// Size in bytes.
-    pub size: u64,
-}
-
-/// Counters of one loaded unit.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct LoadCounts {
-    pub rows_read: u64,
-    pub new_keys: u64,
-    pub new_rows: u64,
-    pub changed_rows: u64,
-    pub unchanged_rows: u64,
-    pub duplicate_keys: u64,
-}
 
 /// What decides between the direct and the staged way for one unit.
 #[derive(Debug, Clone, Default)]
@@ -112,17 +86,19 @@ enum Keys {
 /// An open load of one unit. Dropping it without `commit` rolls everything back.
 pub struct UnitLoad<'c> {
     conn: &'c Connection,
-    /// Staged way: the staging table's appender.
+    /// Staged way: the staging table's appender (dropped before the transaction ends).
     stage_appender: Option<Appender<'c>>,
+    /// The unit's transaction; `None` once committed.
+    tx: Option<Transaction<'c>>,
     direct: bool,
-    open: bool,
     source: Source,
     unit: Unit,
     contract: Contract,
     satellite: String,
     /// How many rows the satellite had when the unit began.
     satellite_rows: u64,
-    load_ts: DateTime<Utc>,
+    /// Reader state to save in `meta.state` with the rows.
+    end_state: Option<String>,
     /// Staged way: rows appended to the staging table.
     rows_staged: u64,
     /// Direct way: the keys each hub gained so far.
@@ -143,26 +119,32 @@ impl<'c> UnitLoad<'c> {
         choice: &WayChoice,
     ) -> Result<Self, VaultError> {
         let start = Instant::now();
-        conn.execute_batch("BEGIN TRANSACTION")
-            .map_err(VaultError::db("cannot begin the load transaction"))?;
-        let load_ts = Utc::now();
+        let tx = Transaction::begin(conn, "the load transaction")?;
+        let load_ts = unit.load_ts;
+        let name = unit.satellite_name.clone();
         let mut load = UnitLoad {
             conn,
             stage_appender: None,
+            tx: Some(tx),
             direct: false,
-            open: true,
             source: source.clone(),
             unit,
             satellite: String::new(),
             satellite_rows: 0,
-            load_ts,
+            end_state: None,
             rows_staged: 0,
             hub_keys: Vec::new(),
             timings: Timings::default(),
             contract,
         };
-        load.satellite =
-            super::ddl::satellite_for(conn, defs, &source.id, &load.contract, load_ts)?;
+        load.satellite = super::ddl::satellite_for(
+            conn,
+            defs,
+            &source.id,
+            &load.contract,
+            load_ts,
+            name.as_deref(),
+        )?;
         let sat_rows = count(
             conn,
             &format!("SELECT count(*) FROM vault.{}", ident(&load.satellite)),
@@ -185,6 +167,12 @@ impl<'c> UnitLoad<'c> {
         }
         load.timings.add("begin", start.elapsed());
         Ok(load)
+    }
+
+    /// Reader state (such as an API cursor) to save in `meta.state` in the unit's own
+    /// transaction: it lands with the rows or not at all.
+    pub fn save_state(&mut self, state: Option<String>) {
+        self.end_state = state;
     }
 
     /// Whether this unit is loaded the direct way.
@@ -343,7 +331,7 @@ impl<'c> UnitLoad<'c> {
     /// the payload, their columns prefixed with `prefix`; the unit's constants are
     /// literals.
     fn satellite_insert(&self, prefix: &str) -> String {
-        let ts = literal(&self.load_ts.to_rfc3339());
+        let ts = literal(&self.unit.load_ts.to_rfc3339());
         let names: Vec<String> = self
             .contract
             .columns
@@ -399,51 +387,33 @@ impl<'c> UnitLoad<'c> {
         };
         let start = Instant::now();
         let conn = self.conn;
-        let ts = self.load_ts.to_rfc3339();
-        let (hash, source) = (&self.unit.file_hash, &self.source.id);
-        // Statements run for every unit are prepared once per run: for small inputs,
-        // parsing and planning them costs more than running them.
-        let manifest = |sql: &str, params: &[&dyn duckdb::ToSql]| {
-            conn.prepare_cached(sql).and_then(|mut s| s.execute(params))
-        };
-        manifest(
-            "UPDATE meta.files SET last_seen = ?::TIMESTAMPTZ WHERE file_hash = ? AND source = ?",
-            params![ts, hash, source],
-        )
-        .and_then(|_| {
-            manifest(
-                "INSERT INTO meta.files SELECT ?, ?, ?, ?, ?::TIMESTAMPTZ, ?::TIMESTAMPTZ \
-                 WHERE NOT EXISTS (SELECT 1 FROM meta.files WHERE file_hash = ? AND source = ?)",
-                params![
-                    hash,
-                    source,
-                    self.unit.path,
-                    self.unit.size as i64,
-                    ts,
-                    ts,
-                    hash,
-                    source
-                ],
-            )
-        })
-        .map_err(VaultError::db("cannot write the lake manifest"))?;
-        record_load(
+        meta::record_file(conn, &self.unit, &self.source.id)?;
+        if let Some(state) = &self.end_state {
+            meta::set_state(
+                conn,
+                &self.source.id,
+                meta::READER_STATE,
+                state,
+                self.unit.load_ts,
+            )?;
+        }
+        meta::record_load(
             conn,
             &self.unit,
             &self.source.id,
             Some(&self.satellite),
             &counts,
-            "loaded",
+            UnitStatus::Loaded,
             None,
         )?;
-        let drop = if self.direct {
-            String::new()
-        } else {
-            format!("DROP TABLE temp.{STAGE}; ")
-        };
-        conn.execute_batch(&format!("{drop}COMMIT"))
-            .map_err(VaultError::db("cannot commit the load"))?;
-        self.open = false;
+        if !self.direct {
+            conn.execute_batch(&format!("DROP TABLE temp.{STAGE}"))
+                .map_err(VaultError::db("cannot drop the staging table"))?;
+        }
+        self.tx
+            .take()
+            .expect("a unit is committed once")
+            .commit("the load")?;
         self.timings.add("sql meta and commit", start.elapsed());
         Ok(counts)
     }
@@ -452,7 +422,7 @@ impl<'c> UnitLoad<'c> {
     /// how many each hub gained. `repeated`: a key may come more than once in `keys`.
     fn insert_hub_keys(&mut self, keys: &Keys, repeated: bool) -> Result<Vec<u64>, VaultError> {
         let start = Instant::now();
-        let ts = literal(&self.load_ts.to_rfc3339());
+        let ts = literal(&self.unit.load_ts.to_rfc3339());
         // Only many keys gain from skipping the anti-join into an empty hub.
         let many = match keys {
             Keys::Staged => self.rows_staged,
@@ -564,11 +534,10 @@ impl<'c> UnitLoad<'c> {
 
 impl Drop for UnitLoad<'_> {
     fn drop(&mut self) {
-        if self.open {
-            drop(self.stage_appender.take());
-            // Nothing of an unfinished unit may stay visible.
-            let _ = self.conn.execute_batch("ROLLBACK");
-        }
+        // The appender goes first: the rollback (the transaction's own drop) must find
+        // nothing of the unit still being written.
+        drop(self.stage_appender.take());
+        drop(self.tx.take());
     }
 }
 
@@ -584,150 +553,4 @@ fn table_is_empty(conn: &Connection, table: &str) -> Result<bool, VaultError> {
     let sql = format!("SELECT NOT EXISTS (SELECT 1 FROM vault.{})", ident(table));
     conn.query_row(&sql, [], |r| r.get(0))
         .map_err(VaultError::db(format!("cannot read `{table}`")))
-}
-
-/// Write a `meta.loads` row.
-pub fn record_load(
-    conn: &Connection,
-    unit: &Unit,
-    source: &str,
-    satellite: Option<&str>,
-    counts: &LoadCounts,
-    status: &str,
-    error: Option<&str>,
-) -> Result<(), VaultError> {
-    conn.prepare_cached(
-        "INSERT INTO meta.loads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
-    )
-    .and_then(|mut insert| {
-        insert.execute(params![
-            unit.run_id,
-            source,
-            unit.file_hash,
-            unit.path,
-            satellite,
-            counts.rows_read as i64,
-            counts.new_keys as i64,
-            counts.new_rows as i64,
-            counts.changed_rows as i64,
-            counts.unchanged_rows as i64,
-            i64::from(status == "rejected") * counts.rows_read as i64,
-            counts.duplicate_keys as i64,
-            status,
-            error
-        ])
-    })
-    .map_err(VaultError::db("cannot record the load"))?;
-    Ok(())
-}
-
-/// What the file system said of each file this source loaded (or skipped), by path, with
-/// the file's hash: a file whose stat has not changed need not be read again.
-pub fn file_stats(
-    conn: &Connection,
-    source: &str,
-) -> Result<std::collections::HashMap<String, (FileStat, String)>, VaultError> {
-    let mut stmt = conn
-        .prepare(
-            "SELECT path, size, mtime_ns, ctime_ns, inode, file_hash FROM meta.file_stats \
-             WHERE source = ?",
-        )
-        .map_err(VaultError::db("cannot read meta.file_stats"))?;
-    let rows = stmt
-        .query_map(params![source], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                (
-                    FileStat {
-                        size: r.get::<_, i64>(1)? as u64,
-                        mtime_ns: r.get(2)?,
-                        ctime_ns: r.get(3)?,
-                        inode: r.get(4)?,
-                    },
-                    r.get::<_, String>(5)?,
-                ),
-            ))
-        })
-        .and_then(|rows| rows.collect::<Result<_, _>>())
-        .map_err(VaultError::db("cannot read meta.file_stats"));
-    rows
-}
-
-/// Remember what the file system said of `path` when its bytes hashed to `file_hash`.
-pub fn record_stat(
-    conn: &Connection,
-    source: &str,
-    path: &str,
-    file_hash: &str,
-    stat: FileStat,
-) -> Result<(), VaultError> {
-    conn.execute(
-        "DELETE FROM meta.file_stats WHERE source = ? AND path = ?",
-        params![source, path],
-    )
-    .and_then(|_| {
-        conn.execute(
-            "INSERT INTO meta.file_stats VALUES (?, ?, ?, ?, ?, ?, ?)",
-            params![
-                source,
-                path,
-                stat.size as i64,
-                stat.mtime_ns,
-                stat.ctime_ns,
-                stat.inode,
-                file_hash
-            ],
-        )
-    })
-    .map(|_| ())
-    .map_err(VaultError::db("cannot write meta.file_stats"))
-}
-
-/// The hashes of every file this source has loaded.
-pub fn loaded_files(conn: &Connection, source: &str) -> Result<HashSet<String>, VaultError> {
-    let mut stmt = conn
-        .prepare("SELECT DISTINCT file_hash FROM meta.loads WHERE source = ? AND status = 'loaded'")
-        .map_err(VaultError::db("cannot read meta.loads"))?;
-    let hashes = stmt
-        .query_map(params![source], |r| r.get::<_, String>(0))
-        .and_then(|rows| rows.collect::<Result<HashSet<_>, _>>())
-        .map_err(VaultError::db("cannot read meta.loads"));
-    hashes
-}
-
-/// Start a run: a `meta.runs` row, committed at once so that even a crashed run is listed.
-pub fn start_run(conn: &Connection, command: &str) -> Result<i64, VaultError> {
-    conn.query_row(
-        "INSERT INTO meta.runs (run_id, command, started_at, status) \
-         SELECT coalesce(max(run_id), 0) + 1, ?, now(), 'running' FROM meta.runs RETURNING run_id",
-        params![command],
-        |r| r.get(0),
-    )
-    .map_err(VaultError::db("cannot record the run"))
-}
-
-/// Finish a run with its outcome.
-pub fn finish_run(
-    conn: &Connection,
-    run_id: i64,
-    exit_code: i32,
-    loaded: u64,
-    skipped: u64,
-    failed: u64,
-) -> Result<(), VaultError> {
-    let status = if exit_code == 0 { "ok" } else { "failed" };
-    conn.execute(
-        "UPDATE meta.runs SET finished_at = now(), status = ?, exit_code = ?, units_loaded = ?, \
-         units_skipped = ?, units_failed = ? WHERE run_id = ?",
-        params![
-            status,
-            exit_code,
-            loaded as i64,
-            skipped as i64,
-            failed as i64,
-            run_id
-        ],
-    )
-    .map_err(VaultError::db("cannot finish the run"))?;
-    Ok(())
 }

@@ -187,16 +187,19 @@ impl Project {
         ))
     }
 
-    /// Files under the lake.
+    /// Object files in the lake (its manifest and temporary files left out).
     pub fn lake_files(&self) -> Vec<PathBuf> {
         let mut out = Vec::new();
         if let Ok(dirs) = std::fs::read_dir(self.path("lake")) {
-            for d in dirs.flatten() {
+            for d in dirs.flatten().filter(|d| d.path().is_dir()) {
                 for f in std::fs::read_dir(d.path()).expect("lake dir").flatten() {
-                    out.push(f.path());
+                    if !f.file_name().to_string_lossy().starts_with('.') {
+                        out.push(f.path());
+                    }
                 }
             }
         }
+        out.sort();
         out
     }
 }
