@@ -59,6 +59,13 @@ pub enum Command {
         #[arg(long)]
         diff: bool,
     },
+    /// Replay the vault from the lake alone, and swap it in when every unit loaded.
+    Rebuild(RebuildArgs),
+    /// The lake of input files.
+    Lake {
+        #[command(subcommand)]
+        command: LakeCommand,
+    },
     /// Run SQL against the vault.
     Sql {
         /// The query.
@@ -83,6 +90,20 @@ pub struct SyncArgs {
     /// Print a JSON summary on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `ingestor rebuild`.
+#[derive(Debug, Args)]
+pub struct RebuildArgs {
+    /// Sources to rebuild (default: all); the others are kept as they are.
+    pub sources: Vec<String>,
+}
+
+/// `ingestor lake …`.
+#[derive(Debug, Subcommand)]
+pub enum LakeCommand {
+    /// Re-hash every lake object against its name and the manifest.
+    Verify,
 }
 
 /// `ingestor check`.

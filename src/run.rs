@@ -40,6 +40,8 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Command::Runs { limit } => commands::runs::run(cli, *limit),
         Command::Schema { source, diff } => commands::schema::run(cli, source.as_deref(), *diff),
         Command::Sql { query, format } => commands::sql::run(cli, query, *format),
+        Command::Rebuild(args) => commands::rebuild::run(cli, args),
+        Command::Lake { command } => commands::lake::run(cli, command),
     }
 }
 

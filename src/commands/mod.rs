@@ -2,6 +2,8 @@
 
 pub mod check;
 pub mod init;
+pub mod lake;
+pub mod rebuild;
 pub mod runs;
 pub mod schema;
 pub mod sql;

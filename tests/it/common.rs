@@ -202,6 +202,15 @@ impl Project {
         out.sort();
         out
     }
+
+    /// The lake's manifest lines, parsed.
+    pub fn manifest(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.path("lake/manifest.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("manifest line is JSON"))
+            .collect()
+    }
 }
 
 fn copy_dir(from: &Path, to: &Path) {

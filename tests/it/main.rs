@@ -8,5 +8,6 @@ mod definitions;
 mod examples;
 mod excel;
 mod exit_codes;
+mod rebuild;
 mod sync;
 mod vault;

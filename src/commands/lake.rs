@@ -1,0 +1,84 @@
+//! `ingestor lake verify`: every lake object re-hashed against its name and the manifest.
+
+use crate::cli::{Cli, LakeCommand};
+use crate::error::{VaultError, EXIT_OK};
+use crate::lake::Verification;
+use crate::plan::Project;
+
+/// Run `lake …`.
+pub fn run(cli: &Cli, command: &LakeCommand) -> anyhow::Result<i32> {
+    match command {
+        LakeCommand::Verify => verify(cli),
+    }
+}
+
+fn verify(cli: &Cli) -> anyhow::Result<i32> {
+    let project = Project::load(cli)?;
+    let lake = &project.lake;
+    let found = lake.verify(None)?;
+    report(&found, &project.display(lake.root()));
+    if !found.ok() {
+        return Err(damaged(&found).into());
+    }
+    Ok(EXIT_OK)
+}
+
+/// Print what `verify` found: a summary on stdout, damage and unlisted objects on stderr.
+pub fn report(found: &Verification, lake: &str) {
+    for d in &found.damaged {
+        let owners: Vec<String> = d
+            .owners
+            .iter()
+            .map(|(source, name)| format!("source `{source}` `{name}`"))
+            .collect();
+        eprintln!(
+            "damaged: {lake}/{}/{}: {} ({})",
+            &d.hash[..2],
+            d.hash,
+            d.problem,
+            owners.join(", ")
+        );
+    }
+    for (line, error) in &found.manifest_damaged {
+        eprintln!(
+            "damaged: {lake}/{} line {line}: {error}",
+            crate::lake::MANIFEST
+        );
+    }
+    for hash in &found.unlisted {
+        eprintln!(
+            "note: {lake}/{}/{hash} is not in the manifest (stored by a sync that stopped \
+             before listing it; its source's next sync lists it)",
+            hash.get(..2).unwrap_or_default(),
+        );
+    }
+    println!(
+        "{} objects, {} bytes checked: {}",
+        found.objects,
+        found.bytes,
+        if found.ok() {
+            "all hold".to_string()
+        } else {
+            format!(
+                "{} damaged or missing",
+                found.damaged.len() + found.manifest_damaged.len()
+            )
+        }
+    );
+}
+
+/// The error a damaged lake is.
+pub fn damaged(found: &Verification) -> VaultError {
+    VaultError::Refused(format!(
+        "the lake is damaged: {} object(s) missing or not what their name says{}",
+        found.damaged.len(),
+        if found.manifest_damaged.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", {} manifest line(s) unreadable",
+                found.manifest_damaged.len()
+            )
+        }
+    ))
+}

@@ -1,0 +1,233 @@
+//! `rebuild` and `lake verify`: the lake alone is enough to make the vault again.
+
+use crate::common::Project;
+
+const BANK_V1: &str = "id,Date,Amount,Memo\n\
+    T1,2026-01-01,-4.50,Coffee\n\
+    T2,2026-01-02,1500.00,Salary\n\
+    T3,2026-01-03,-60.25,Groceries\n";
+
+/// The same export downloaded again: one amount corrected, one booking added.
+const BANK_V2: &str = "id,Date,Amount,Memo\n\
+    T1,2026-01-01,-4.50,Coffee\n\
+    T2,2026-01-02,1500.00,Salary\n\
+    T3,2026-01-03,-61.25,Groceries\n\
+    T4,2026-01-04,-9.99,Books\n";
+
+/// A later export with a new column: a second satellite.
+const BANK_FEB: &str = "id,Date,Amount,Memo,Category\n\
+    T5,2026-02-01,-3.00,Coffee,food\n\
+    T3,2026-01-03,-61.25,Groceries,food\n";
+
+/// No ids: keyed by content; two identical purchases stay two rows.
+const CARD: &str = "Date,Amount,Memo\n\
+    2026-01-05,-2.00,Bus\n\
+    2026-01-05,-2.00,Bus\n\
+    2026-01-06,-12.00,Lunch\n";
+
+/// Every row of every vault table, but for `run_id` (a rebuild is a run of its own),
+/// with `load_ts` as microseconds since the epoch; table by table, rows sorted.
+fn dump(p: &Project) -> Vec<String> {
+    let tables = p.texts(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'vault' \
+         ORDER BY table_name",
+    );
+    let mut out = Vec::new();
+    for t in tables {
+        out.push(format!("table {t}"));
+        out.extend(p.texts(&format!(
+            "SELECT s::VARCHAR FROM (SELECT * EXCLUDE (run_id, load_ts), \
+             epoch_us(load_ts::TIMESTAMP) AS ts FROM vault.\"{t}\") s ORDER BY 1"
+        )));
+    }
+    out
+}
+
+/// A project with four syncs behind it: a first load, a changed export, a new column
+/// (a second satellite) and a content-keyed source.
+fn synced_project() -> Project {
+    let p = Project::tx();
+    p.file("in/bank/jan.csv", BANK_V1);
+    p.sync().code(0);
+    p.file("in/bank/jan.csv", BANK_V2);
+    p.sync().code(0).stdout_has(&["changed 1"]);
+    p.file("in/bank/feb.csv", BANK_FEB);
+    p.sync().code(0);
+    p.file("in/card/jan.csv", CARD);
+    p.sync().code(0);
+    assert_eq!(p.satellites("bank").len(), 2);
+    p
+}
+
+#[test]
+fn rebuild_reproduces_the_vault_from_the_lake_alone() {
+    let p = synced_project();
+    let before = dump(&p);
+    let sats_before = p.texts("SELECT table_name FROM meta.satellites ORDER BY ALL");
+    assert!(before.len() > 20, "{before:?}");
+    // The vault and every input are gone; only the lake is left.
+    std::fs::remove_file(p.path("ingestor.duckdb")).expect("remove vault");
+    std::fs::remove_dir_all(p.path("in")).expect("remove inputs");
+    for dir in ["in/bank", "in/card"] {
+        std::fs::create_dir_all(p.path(dir)).expect("mkdir");
+    }
+    let out = p.run(&["rebuild"]).code(0);
+    assert!(
+        out.stdout
+            .contains("rebuilt `ingestor.duckdb` from the lake: 4 units"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(dump(&p), before);
+    assert_eq!(
+        p.texts("SELECT table_name FROM meta.satellites ORDER BY ALL"),
+        sats_before
+    );
+    assert!(!p.path("ingestor.rebuilding.duckdb").exists());
+    // The rebuilt vault knows what was loaded: the same bytes are skipped.
+    p.file("in/bank/jan.csv", BANK_V2);
+    p.sync().code(0).stdout_has(&["skipped    in/bank/jan.csv"]);
+    // A rebuild adds nothing to the manifest: replaying it again gives the same vault.
+    let loads = p.manifest().iter().filter(|e| e["kind"] == "load").count();
+    assert_eq!(loads, 4);
+    p.run(&["rebuild"]).code(0);
+    assert_eq!(dump(&p), before);
+}
+
+#[test]
+fn a_failed_rebuild_leaves_the_old_vault_as_it_was() {
+    let p = synced_project();
+    let before = dump(&p);
+    let runs = p.int("SELECT count(*) FROM meta.runs");
+    // A definition the lake's data breaks: Memo is text, not a number.
+    let typed = format!(
+        "{}\n[columns]\n\"Category\" = \"integer\"\n",
+        crate::common::BANK_SOURCE
+    );
+    p.file("sources/bank.toml", typed);
+    p.run(&["rebuild"]).code(1).stderr_has(&[
+        "source `bank`",
+        "in/bank/feb.csv",
+        "Category",
+        "is as it was",
+    ]);
+    assert_eq!(dump(&p), before);
+    assert_eq!(p.int("SELECT count(*) FROM meta.runs"), runs);
+    assert!(!p.path("ingestor.rebuilding.duckdb").exists());
+}
+
+#[test]
+fn rebuild_applies_changed_definitions() {
+    let p = synced_project();
+    // The card source now also carries a second tag.
+    p.file(
+        "tags/spend.toml",
+        "description = \"spending\"\n[fields]\namount = { type = \"decimal\" }\n",
+    );
+    p.file(
+        "sources/card.toml",
+        crate::common::CARD_SOURCE.replace("tags = [\"tx\"]", "tags = [\"tx\", \"spend\"]"),
+    );
+    p.run(&["rebuild"]).code(0);
+    assert_eq!(p.int("SELECT count(*) FROM vault.hub_spend"), 3);
+    assert_eq!(p.int("SELECT count(*) FROM main.spend"), 3);
+    // The bank's rows are what they were.
+    assert_eq!(p.int("SELECT count(*) FROM main.bank"), 7);
+}
+
+#[test]
+fn rebuild_of_one_source_keeps_the_others() {
+    let p = synced_project();
+    let bank_before: Vec<String> = dump(&p)
+        .into_iter()
+        .filter(|l| l.contains("bank"))
+        .collect();
+    p.file(
+        "sources/card.toml",
+        format!(
+            "{}\n[columns]\n\"Memo\" = \"text\"\n",
+            crate::common::CARD_SOURCE
+        ),
+    );
+    p.run(&["rebuild", "card"]).code(0);
+    let bank_after: Vec<String> = dump(&p)
+        .into_iter()
+        .filter(|l| l.contains("bank"))
+        .collect();
+    assert_eq!(bank_after, bank_before);
+    assert_eq!(p.int("SELECT count(*) FROM main.card"), 3);
+    assert_eq!(p.int("SELECT count(*) FROM vault.hub_tx"), 5 + 3);
+    // Without a vault there is nothing to keep the other sources of.
+    std::fs::remove_file(p.path("ingestor.duckdb")).expect("remove vault");
+    p.run(&["rebuild", "card"])
+        .code(2)
+        .stderr_has(&["without sources"]);
+}
+
+#[test]
+fn the_manifest_says_who_loaded_what_into_which_satellite_and_when() {
+    let p = Project::tx();
+    p.file("in/bank/jan.csv", BANK_V1);
+    p.sync().code(0);
+    let hash = blake3::hash(BANK_V1.as_bytes()).to_hex().to_string();
+    let entries = p.manifest();
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    assert_eq!(entries[0]["kind"], "object");
+    assert_eq!(entries[0]["hash"], hash.as_str());
+    assert_eq!(entries[0]["source"], "bank");
+    assert_eq!(entries[0]["name"], "in/bank/jan.csv");
+    assert_eq!(entries[0]["size"], BANK_V1.len());
+    assert_eq!(entries[1]["kind"], "load");
+    assert_eq!(entries[1]["satellite"], p.satellites("bank")[0].as_str());
+    let ts = entries[1]["load_ts"].as_str().expect("load_ts");
+    assert_eq!(
+        p.int(&format!(
+            "SELECT count(*) FROM main.bank WHERE load_ts = '{ts}'::TIMESTAMPTZ"
+        )),
+        3
+    );
+    // Loads a crash kept out of the manifest are listed by the next sync.
+    let objects_only: String = std::fs::read_to_string(p.path("lake/manifest.jsonl"))
+        .expect("manifest")
+        .lines()
+        .filter(|l| l.contains("\"object\""))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(p.path("lake/manifest.jsonl"), objects_only).expect("write");
+    p.sync().code(0).stdout_has(&["skipped"]);
+    assert_eq!(p.manifest(), entries);
+}
+
+#[test]
+fn lake_verify_finds_a_flipped_byte_and_a_missing_object() {
+    let p = synced_project();
+    let out = p.run(&["lake", "verify"]).code(0);
+    assert!(out.stdout.contains("4 objects"), "{}", out.stdout);
+    assert!(out.stdout.contains("all hold"), "{}", out.stdout);
+    let flipped = blake3::hash(BANK_FEB.as_bytes()).to_hex().to_string();
+    let missing = blake3::hash(CARD.as_bytes()).to_hex().to_string();
+    let path = |h: &str| p.path(&format!("lake/{}/{h}", &h[..2]));
+    let mut bytes = std::fs::read(path(&flipped)).expect("object");
+    bytes[10] ^= 0x01;
+    std::fs::write(path(&flipped), bytes).expect("flip");
+    std::fs::remove_file(path(&missing)).expect("remove");
+    let out = p.run(&["lake", "verify"]).code(4).stderr_has(&[
+        &flipped,
+        "its bytes hash to",
+        "source `bank` `in/bank/feb.csv`",
+        &missing,
+        "missing",
+        "source `card` `in/card/jan.csv`",
+    ]);
+    assert!(
+        out.stdout.contains("2 damaged or missing"),
+        "{}",
+        out.stdout
+    );
+    // rebuild refuses a damaged lake before it touches anything.
+    let before = dump(&p);
+    p.run(&["rebuild"])
+        .code(4)
+        .stderr_has(&["the lake is damaged", &missing]);
+    assert_eq!(dump(&p), before);
+}
