@@ -149,6 +149,32 @@ impl CsvConfig {
     }
 }
 
+/// Text in UTF-8 or a single-byte encoding never holds a NUL byte; a file that does, in
+/// its first 64 KiB, is binary (an image, a zip, gzip) named like a CSV file. UTF-16 (a
+/// BOM, or the `encoding` option) is left alone: half its bytes are NUL. `Err(Ok(n))`:
+/// byte `n` (from 1) is NUL. The file is put back at its start.
+fn refuse_binary(file: &mut File, decoding: Decoding) -> Result<(), Result<u64, std::io::Error>> {
+    use std::io::{Seek, SeekFrom};
+    if let Decoding::Fixed(enc) = decoding {
+        if enc == encoding_rs::UTF_16LE || enc == encoding_rs::UTF_16BE {
+            return Ok(());
+        }
+    }
+    let mut head = Vec::with_capacity(1 << 16);
+    file.by_ref()
+        .take(1 << 16)
+        .read_to_end(&mut head)
+        .map_err(Err)?;
+    file.seek(SeekFrom::Start(0)).map_err(Err)?;
+    if head.starts_with(&[0xFF, 0xFE]) || head.starts_with(&[0xFE, 0xFF]) {
+        return Ok(());
+    }
+    match memchr::memchr(0, &head) {
+        Some(at) => Err(Ok(at as u64 + 1)),
+        None => Ok(()),
+    }
+}
+
 /// Physical line numbers by byte offset. The CSV parser's own line count skips blank lines,
 /// so the lines are counted here: line breaks are noted as bytes stream past, and dropped
 /// once a record beyond them has been read, so memory stays bounded.
@@ -239,9 +265,19 @@ impl CsvReader {
             message,
         };
         let decoding = config.decoding().map_err(|(_, m)| invalid(m))?;
-        let file = File::open(path).map_err(|source| ReadError::Io {
+        let mut file = File::open(path).map_err(|source| ReadError::Io {
             path: name.to_string(),
             source,
+        })?;
+        refuse_binary(&mut file, decoding).map_err(|e| match e {
+            Ok(at) => invalid(format!(
+                "is not text: byte {at} is NUL, as in binary files (is it compressed, or \
+                 another format named like a CSV file?)"
+            )),
+            Err(source) => ReadError::Io {
+                path: name.to_string(),
+                source,
+            },
         })?;
         let mut builder = DecodeReaderBytesBuilder::new();
         builder.strip_bom(true);
@@ -557,6 +593,26 @@ mod tests {
             assert_eq!(cols, ["name", "city"]);
             assert_eq!(rows[0], [Some("José".into()), Some("Köln".into())]);
         }
+    }
+
+    #[test]
+    fn binary_bytes_are_not_read_as_text() {
+        // gzip's header holds NUL bytes; so does anything compressed or an image.
+        let err = read_all(&config("x"), b"\x1f\x8b\x08\0\0\0\0\0\0\x03a,b\n").expect_err("binary");
+        assert!(
+            err.to_string().contains("is not text: byte 4 is NUL"),
+            "{err}"
+        );
+        // UTF-16 without a BOM, when the source says so, is text.
+        let mut cfg = config("x");
+        cfg.encoding = Some("utf-16le".into());
+        let utf16: Vec<u8> = "a,b\n1,2\n"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        let (cols, rows, _) = read_all(&cfg, &utf16).expect("utf-16 text");
+        assert_eq!(cols, ["a", "b"]);
+        assert_eq!(rows[0], [Some("1".into()), Some("2".into())]);
     }
 
     #[test]

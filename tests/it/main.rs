@@ -4,6 +4,7 @@ mod check;
 mod cli;
 mod common;
 mod compat;
+mod conformance;
 mod definitions;
 mod examples;
 mod excel;
