@@ -14,7 +14,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ReadError, VaultError};
@@ -92,6 +92,17 @@ pub struct LoadEntry {
     /// The satellite it loaded into.
     #[serde(default)]
     pub satellite: Option<String>,
+    /// The vault it loaded into, as the project names it (`ingestor.duckdb`): vaults
+    /// that share a lake (`--db`) each replay their own loads.
+    #[serde(default)]
+    pub vault: Option<String>,
+}
+
+impl LoadEntry {
+    /// Whether the load went into `vault` (a line that does not say is anyone's).
+    pub fn is_for(&self, vault: &str) -> bool {
+        self.vault.as_deref().is_none_or(|v| v == vault)
+    }
 }
 
 /// The manifest as read: its entries in order, and lines that could not be read.
@@ -277,6 +288,11 @@ impl Lake {
                 Ok(entry) if !is_hash(entry.hash()) => manifest
                     .damaged
                     .push((number, format!("`{}` is not a lake name", entry.hash()))),
+                Ok(Entry::Load(mut load)) => {
+                    // The vault keeps microseconds; a time written by hand may hold more.
+                    load.load_ts = load.load_ts.trunc_subsecs(6);
+                    manifest.entries.push(Entry::Load(load));
+                }
                 Ok(entry) => manifest.entries.push(entry),
                 Err(e) => manifest.damaged.push((number, e.to_string())),
             }
@@ -490,8 +506,8 @@ pub struct Verification {
     pub damaged: Vec<Damage>,
     /// Manifest lines that cannot be read, as (line, error).
     pub manifest_damaged: Vec<(usize, String)>,
-    /// Objects in the lake the manifest does not list (a crash between storing an object
-    /// and listing it; the next sync of its source lists it).
+    /// Objects in the lake the manifest does not list (stored before the lake had a
+    /// manifest, or by a sync that stopped before listing them). They are checked too.
     pub unlisted: Vec<String>,
 }
 
@@ -565,15 +581,36 @@ impl Lake {
         }
         if only.is_none() {
             let listed: HashSet<&str> = objects.keys().copied().collect();
-            for path in self.object_paths()? {
-                let name = path
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .unwrap_or_default();
-                if !listed.contains(name) {
-                    out.unlisted.push(name.to_string());
-                }
+            let unlisted: Vec<(String, PathBuf)> = self
+                .object_paths()?
+                .into_iter()
+                .filter_map(|path| {
+                    let name = path.file_name()?.to_str()?.to_string();
+                    (!listed.contains(name.as_str())).then_some((name, path))
+                })
+                .collect();
+            // Not listed, but still named by their bytes: checked the same way.
+            let checked: Vec<(u64, Option<Damage>)> = unlisted
+                .par_iter()
+                .map(|(name, path)| {
+                    let damage = |problem: String| Damage {
+                        hash: name.clone(),
+                        problem,
+                        owners: Vec::new(),
+                    };
+                    match hash_file(path, name) {
+                        Ok((actual, n)) if actual == *name => (n, None),
+                        Ok((actual, n)) => (n, Some(damage(format!("its bytes hash to {actual}")))),
+                        Err(e) => (0, Some(damage(format!("cannot be read: {e}")))),
+                    }
+                })
+                .collect();
+            out.objects += checked.len();
+            for (bytes, damage) in checked {
+                out.bytes += bytes;
+                out.damaged.extend(damage);
             }
+            out.unlisted = unlisted.into_iter().map(|(name, _)| name).collect();
         }
         Ok(out)
     }
@@ -652,8 +689,9 @@ mod tests {
             hash: hash.clone(),
             source: "bank".into(),
             name: "in.csv".into(),
-            load_ts: Utc::now(),
+            load_ts: Utc::now().trunc_subsecs(6),
             satellite: Some("sat_bank__20260101T000000".into()),
+            vault: Some("ingestor.duckdb".into()),
         };
         lake.append(&[Entry::Load(load.clone())]).expect("append");
         // A crash cut the next line short.

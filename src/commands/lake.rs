@@ -31,12 +31,16 @@ pub fn report(found: &Verification, lake: &str) {
             .iter()
             .map(|(source, name)| format!("source `{source}` `{name}`"))
             .collect();
+        let owners = if owners.is_empty() {
+            "listed by no source".to_string()
+        } else {
+            owners.join(", ")
+        };
         eprintln!(
-            "damaged: {lake}/{}/{}: {} ({})",
-            &d.hash[..2],
+            "damaged: {lake}/{}/{}: {} ({owners})",
+            d.hash.get(..2).unwrap_or_default(),
             d.hash,
             d.problem,
-            owners.join(", ")
         );
     }
     for (line, error) in &found.manifest_damaged {
@@ -47,8 +51,8 @@ pub fn report(found: &Verification, lake: &str) {
     }
     for hash in &found.unlisted {
         eprintln!(
-            "note: {lake}/{}/{hash} is not in the manifest (stored by a sync that stopped \
-             before listing it; its source's next sync lists it)",
+            "note: {lake}/{}/{hash} is in no line of the manifest (stored before the lake \
+             had one, or by a sync that stopped before listing it); its bytes were checked",
             hash.get(..2).unwrap_or_default(),
         );
     }

@@ -31,41 +31,62 @@ pub fn run(cli: &Cli, args: &RebuildArgs) -> anyhow::Result<i32> {
     let hasher = project.hasher()?;
     let vault = &project.database;
     db::check_path(vault)?;
+    let name = project.display(vault);
     // The old vault, if any, tells the manifest of loads a crash kept out of it, and is
-    // checkpointed so that no write-ahead log of it is left to meet the new file.
-    if vault.exists() {
-        let old = db::open_existing(vault)?.expect("the vault exists");
-        if meta::vault_value(&old, "format_version").is_some() {
-            Pipeline::reconcile_manifest(&old, &project.lake)?;
+    // checkpointed so that no write-ahead log of it is left to meet the new file. Its
+    // connection stays open until the swap: DuckDB's lock on the file keeps a sync from
+    // committing loads the new vault would not have.
+    let old = match db::open_existing(vault)? {
+        Some(old) => {
+            if meta::vault_value(&old, "format_version").is_some() {
+                Pipeline::reconcile_manifest(&old, &project.lake, &name)?;
+            }
+            old.execute_batch("CHECKPOINT")
+                .map_err(VaultError::db("cannot checkpoint the vault"))?;
+            Some(old)
         }
-        old.execute_batch("CHECKPOINT")
-            .map_err(VaultError::db("cannot checkpoint the vault"))?;
-    } else if partial {
-        return Err(UsageError(format!(
-            "no vault at `{}` to keep the other sources of; run `ingestor rebuild` without \
-             sources to replay every source",
-            vault.display()
-        ))
-        .into());
-    }
+        None if partial => {
+            return Err(UsageError(format!(
+                "no vault at `{}` to keep the other sources of; run `ingestor rebuild` \
+                 without sources to replay every source",
+                vault.display()
+            ))
+            .into())
+        }
+        None => None,
+    };
     let manifest = project.lake.manifest()?;
-    let mut skipped_sources = BTreeMap::new();
-    let loads: Vec<&LoadEntry> = manifest
+    let mut undefined = BTreeMap::new();
+    let mut loads: Vec<&LoadEntry> = manifest
         .loads()
+        .filter(|l| l.is_for(&name))
         .filter(|l| {
             let defined = project.defs.sources.contains_key(&l.source);
-            if !defined && !partial {
-                *skipped_sources.entry(l.source.clone()).or_insert(0) += 1;
+            if !defined {
+                *undefined.entry(l.source.as_str()).or_insert(0) += 1;
             }
             defined && selected.contains(&l.source)
         })
         .collect();
-    for (source, n) in &skipped_sources {
-        eprintln!(
-            "warning: the lake holds {n} load(s) of source `{source}`, which sources/ no \
-             longer defines; they are not replayed"
-        );
+    // A full rebuild replaces the vault: the loads of a source sources/ no longer defines
+    // would be lost. Rebuilding named sources keeps every other source as it is.
+    if !partial && !undefined.is_empty() {
+        let list: Vec<String> = undefined
+            .iter()
+            .map(|(s, n)| format!("`{s}` ({n} loads)"))
+            .collect();
+        return Err(UsageError(format!(
+            "the lake holds loads of sources that sources/ no longer defines: {}; a rebuild \
+             would drop them from the vault. Restore their definitions, or rebuild only the \
+             sources you name (`ingestor rebuild SOURCE..`)",
+            list.join(", ")
+        ))
+        .into());
     }
+    // In the order the loads committed (a line the vault listed again after a crash may
+    // come late in the manifest), each once.
+    loads.sort_by_key(|l| l.load_ts);
+    loads.dedup_by(|a, b| a.source == b.source && a.hash == b.hash && a.load_ts == b.load_ts);
     // A damaged lake is refused before anything is touched.
     let needed: HashSet<String> = loads.iter().map(|l| l.hash.clone()).collect();
     let found = project.lake.verify(Some(&needed))?;
@@ -95,6 +116,8 @@ pub fn run(cli: &Cli, args: &RebuildArgs) -> anyhow::Result<i32> {
         );
         return Ok(code);
     }
+    // The old vault's lock is let go just before the rename.
+    drop(old);
     swap(&fresh, vault)?;
     let units = reports.iter().flat_map(|r| &r.units).count();
     let rows: u64 = reports
@@ -220,6 +243,13 @@ fn swap(fresh: &Path, vault: &Path) -> Result<(), VaultError> {
             source,
         }
     };
+    if wal_of(vault).exists() {
+        return Err(VaultError::Refused(format!(
+            "`{}` has a write-ahead log (another process wrote to it during the rebuild); \
+             the rebuilt vault was not swapped in: run `ingestor rebuild` again",
+            vault.display()
+        )));
+    }
     if wal_of(fresh).exists() {
         return Err(VaultError::Refused(format!(
             "the rebuilt vault `{}` still has a write-ahead log; it was not swapped in",

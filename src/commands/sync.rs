@@ -35,7 +35,8 @@ pub fn run(cli: &Cli, args: &SyncArgs) -> anyhow::Result<i32> {
             &plan.hasher,
         )?;
         // Loads a crash kept out of the lake's manifest are listed before new ones.
-        pipeline::Pipeline::reconcile_manifest(&conn, &plan.project.lake)?;
+        let vault = plan.project.display(&plan.project.database);
+        pipeline::Pipeline::reconcile_manifest(&conn, &plan.project.lake, &vault)?;
         Some(conn)
     };
     timings.add("open vault", started.elapsed());

@@ -190,15 +190,23 @@ impl<'a> Pipeline<'a> {
 
     /// List in the lake's manifest every load the vault committed but the manifest lacks
     /// (a crash between the commit and the listing, or a lake from before the manifest).
-    pub fn reconcile_manifest(conn: &Connection, lake: &lake::Lake) -> Result<usize, VaultError> {
+    pub fn reconcile_manifest(
+        conn: &Connection,
+        lake: &lake::Lake,
+        vault: &str,
+    ) -> Result<usize, VaultError> {
         let manifest = lake.manifest()?;
         let listed: std::collections::HashSet<(&str, &str, DateTime<Utc>)> = manifest
             .loads()
+            .filter(|l| l.is_for(vault))
             .map(|l| (l.source.as_str(), l.hash.as_str(), l.load_ts))
             .collect();
         let mut missing = Vec::new();
         for load in meta::loaded_units(conn)? {
-            if listed.contains(&(load.source.as_str(), load.file_hash.as_str(), load.load_ts)) {
+            // A damaged vault may hold anything; only a lake name can be in the lake.
+            if !lake::is_hash(&load.file_hash)
+                || listed.contains(&(load.source.as_str(), load.file_hash.as_str(), load.load_ts))
+            {
                 continue;
             }
             if let Ok(m) = std::fs::metadata(lake.path_of(&load.file_hash)) {
@@ -210,6 +218,7 @@ impl<'a> Pipeline<'a> {
                 name: load.path,
                 load_ts: load.load_ts,
                 satellite: load.satellite,
+                vault: Some(vault.to_string()),
             }));
         }
         lake.append(&missing)?;
@@ -538,6 +547,7 @@ impl<'a> Pipeline<'a> {
                         name: input.name.clone(),
                         load_ts,
                         satellite: Some(satellite.clone()),
+                        vault: Some(self.project.display(&self.project.database)),
                     })]);
                     // The load is committed; the next sync lists it from the vault.
                     if let Err(e) = listed {

@@ -319,14 +319,32 @@ pub fn record_load(
 }
 
 /// Every loaded unit, in the order it was loaded: what the lake manifest must list.
-/// Loads recorded before `load_ts` was kept take the satellite rows' own `load_ts`.
+/// Loads recorded before `meta.loads` kept `load_ts` take it from the rows they added;
+/// one that added no rows has no `load_ts` that anything depends on, and takes the time
+/// it was recorded.
 pub fn loaded_units(conn: &Connection) -> Result<Vec<LoadRecord>, VaultError> {
-    let mut stmt = conn
-        .prepare(
-            "SELECT source, file_hash, path, satellite, \
-                    strftime(coalesce(load_ts, loaded_at)::TIMESTAMP, '%Y-%m-%dT%H:%M:%S.%fZ') \
-             FROM meta.loads WHERE status = 'loaded' ORDER BY loaded_at, run_id",
+    const TS: &str = "'%Y-%m-%dT%H:%M:%S.%fZ'";
+    // A vault no sync of this version has opened yet lacks the column; reading it must
+    // not change it (a failed rebuild leaves the vault as it was).
+    let has_load_ts: bool = conn
+        .query_row(
+            "SELECT count(*) > 0 FROM information_schema.columns WHERE table_schema = 'meta' \
+             AND table_name = 'loads' AND column_name = 'load_ts'",
+            [],
+            |r| r.get(0),
         )
+        .map_err(VaultError::db("cannot read meta.loads"))?;
+    let load_ts = if has_load_ts {
+        "load_ts"
+    } else {
+        "NULL::TIMESTAMPTZ"
+    };
+    let mut stmt = conn
+        .prepare(&format!(
+            "SELECT source, file_hash, path, satellite, run_id, {load_ts} IS NULL, \
+                    strftime(coalesce({load_ts}, loaded_at)::TIMESTAMP, {TS}) \
+             FROM meta.loads WHERE status = 'loaded' ORDER BY loaded_at, run_id"
+        ))
         .map_err(VaultError::db("cannot read meta.loads"))?;
     let rows = stmt
         .query_map([], |r| {
@@ -335,24 +353,45 @@ pub fn loaded_units(conn: &Connection) -> Result<Vec<LoadRecord>, VaultError> {
                 r.get::<_, String>(1)?,
                 r.get::<_, Option<String>>(2)?,
                 r.get::<_, Option<String>>(3)?,
-                r.get::<_, String>(4)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, bool>(5)?,
+                r.get::<_, String>(6)?,
             ))
         })
         .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
         .map_err(VaultError::db("cannot read meta.loads"))?;
     rows.into_iter()
-        .map(|(source, file_hash, path, satellite, ts)| {
-            let load_ts = DateTime::parse_from_rfc3339(&ts)
-                .map(|t| t.with_timezone(&Utc))
-                .map_err(|e| VaultError::Refused(format!("meta.loads: bad load_ts {ts}: {e}")))?;
-            Ok(LoadRecord {
-                source,
-                file_hash,
-                path: path.unwrap_or_default(),
-                satellite,
-                load_ts,
-            })
-        })
+        .map(
+            |(source, file_hash, path, satellite, run_id, unrecorded, ts)| {
+                let from_rows = match (&satellite, unrecorded) {
+                    (Some(sat), true) => conn
+                        .query_row(
+                            &format!(
+                                "SELECT strftime(min(load_ts)::TIMESTAMP, {TS}) FROM vault.{} \
+                             WHERE file_hash = ? AND run_id = ?",
+                                crate::db::ident(sat)
+                            ),
+                            params![file_hash, run_id],
+                            |r| r.get::<_, Option<String>>(0),
+                        )
+                        .map_err(VaultError::db(format!("cannot read `{sat}`")))?,
+                    _ => None,
+                };
+                let ts = from_rows.unwrap_or(ts);
+                let load_ts = DateTime::parse_from_rfc3339(&ts)
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(|e| {
+                        VaultError::Refused(format!("meta.loads: bad load_ts {ts}: {e}"))
+                    })?;
+                Ok(LoadRecord {
+                    source,
+                    file_hash,
+                    path: path.unwrap_or_default(),
+                    satellite,
+                    load_ts,
+                })
+            },
+        )
         .collect()
 }
 

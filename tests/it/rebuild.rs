@@ -231,3 +231,55 @@ fn lake_verify_finds_a_flipped_byte_and_a_missing_object() {
         .stderr_has(&["the lake is damaged", &missing]);
     assert_eq!(dump(&p), before);
 }
+
+#[test]
+fn a_full_rebuild_refuses_to_drop_a_source_no_longer_defined() {
+    let p = synced_project();
+    let before = dump(&p);
+    p.remove("sources/card.toml");
+    p.run(&["rebuild"]).code(2).stderr_has(&[
+        "`card` (1 loads)",
+        "no longer defines",
+        "rebuild SOURCE..",
+    ]);
+    assert_eq!(dump(&p), before);
+    // Rebuilding the sources that are defined keeps the card's rows.
+    p.run(&["rebuild", "bank"]).code(0);
+    assert_eq!(dump(&p), before);
+}
+
+#[test]
+fn vaults_sharing_a_lake_each_replay_their_own_loads() {
+    let p = Project::tx();
+    p.file("in/bank/jan.csv", BANK_V1);
+    p.sync().code(0);
+    let before = dump(&p);
+    // A second vault over the same lake loads more.
+    p.file("in/card/jan.csv", CARD);
+    p.run(&["--db", "other.duckdb", "sync"]).code(0);
+    std::fs::remove_file(p.path("ingestor.duckdb")).expect("remove vault");
+    p.run(&["rebuild"]).code(0);
+    assert_eq!(dump(&p), before);
+}
+
+#[test]
+fn lake_verify_checks_objects_the_manifest_does_not_list() {
+    let p = Project::tx();
+    p.file("in/bank/jan.csv", BANK_V1);
+    p.sync().code(0);
+    // An object from before the lake had a manifest, damaged since.
+    let stray = blake3::hash(b"old bytes").to_hex().to_string();
+    p.file(
+        &format!("lake/{}/{stray}", &stray[..2]),
+        b"old bytes, changed",
+    );
+    p.run(&["lake", "verify"]).code(4).stderr_has(&[
+        &stray,
+        "its bytes hash to",
+        "listed by no source",
+        "in no line of the manifest",
+    ]);
+    p.file(&format!("lake/{}/{stray}", &stray[..2]), b"old bytes");
+    let out = p.run(&["lake", "verify"]).code(0);
+    assert!(out.stdout.contains("2 objects"), "{}", out.stdout);
+}
