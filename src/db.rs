@@ -75,9 +75,20 @@ impl<'c> Transaction<'c> {
     }
 
     /// Commit; on error the transaction is rolled back and the error returned.
-    pub fn commit(mut self, what: &str) -> Result<(), VaultError> {
+    pub fn commit(self, what: &str) -> Result<(), VaultError> {
+        self.commit_after("", what)
+    }
+
+    /// Run `sql` (statements, or nothing) and commit, in one batch; on error the
+    /// transaction is rolled back and the error returned.
+    pub fn commit_after(mut self, sql: &str, what: &str) -> Result<(), VaultError> {
         self.open = false;
-        match self.conn.execute_batch("COMMIT") {
+        let batch = if sql.is_empty() {
+            "COMMIT".to_string()
+        } else {
+            format!("{sql}; COMMIT")
+        };
+        match self.conn.execute_batch(&batch) {
             Ok(()) => Ok(()),
             Err(e) => {
                 // A failed COMMIT may leave the transaction open (DuckDB aborts it, but

@@ -33,6 +33,15 @@ pub struct Context<'a> {
     pub progress: &'a ProgressBar,
 }
 
+/// A unit that loaded and committed.
+pub struct Loaded {
+    /// The satellite it loaded into.
+    pub satellite: String,
+    pub counts: LoadCounts,
+    /// The reader state committed with it, if the reader had one.
+    pub end_state: Option<String>,
+}
+
 /// Load one unit in one transaction, the direct way or the staged way (vault::stager).
 /// Four threads work at once: one copies the original into the lake, one reads and
 /// casts, one hashes (on every core), and this one appends to DuckDB; bounded channels
@@ -48,7 +57,7 @@ pub fn load_unit(
     timings: &mut Timings,
     choice: &WayChoice,
     cache: &mut Option<(String, Latest)>,
-) -> Result<(String, LoadCounts), (anyhow::Error, u64)> {
+) -> Result<Loaded, (anyhow::Error, u64)> {
     let (project, source) = (ctx.project, ctx.source);
     let lake = &project.lake;
     let store = |from: &std::path::Path| {
@@ -223,7 +232,7 @@ pub fn load_unit(
     let stager = stager.expect("a stager exists when loading went on");
     timings.merge(&stager.timings);
     let satellite = load.satellite().to_string();
-    load.save_state(end_state);
+    load.save_state(end_state.clone());
     let counts = load
         .commit(&stager, timings)
         .with_context(|| format!("`{}`", input.name))
@@ -231,5 +240,9 @@ pub fn load_unit(
     if let Some(latest) = stager.into_latest() {
         *cache = Some((satellite.clone(), latest));
     }
-    Ok((satellite, counts))
+    Ok(Loaded {
+        satellite,
+        counts,
+        end_state,
+    })
 }

@@ -155,6 +155,8 @@ pub struct Pipeline<'a> {
     record_loads: bool,
     /// Time spent per phase, over every unit.
     pub timings: Timings,
+    /// The reader state of the source being loaded, as (source, state).
+    state: std::cell::RefCell<Option<(String, Option<String>)>>,
 }
 
 impl<'a> Pipeline<'a> {
@@ -179,6 +181,7 @@ impl<'a> Pipeline<'a> {
             progress,
             record_loads: true,
             timings: Timings::default(),
+            state: Default::default(),
         }
     }
 
@@ -405,12 +408,21 @@ impl<'a> Pipeline<'a> {
         )?)
     }
 
-    /// The reader state the source's last load saved.
+    /// The reader state the source's last load saved: read once per source, then kept
+    /// as each load commits a new one.
     fn saved_state(&self, source: &Source) -> Result<Option<String>, VaultError> {
-        match self.conn {
-            Some(c) => meta::state(c, &source.id, meta::READER_STATE),
-            None => Ok(None),
+        let mut cached = self.state.borrow_mut();
+        if let Some((id, state)) = cached.as_ref() {
+            if *id == source.id {
+                return Ok(state.clone());
+            }
         }
+        let state = match self.conn {
+            Some(c) => meta::state(c, &source.id, meta::READER_STATE)?,
+            None => None,
+        };
+        *cached = Some((source.id.clone(), state.clone()));
+        Ok(state)
     }
 
     /// Load units of one source in order, each in its own transaction.
@@ -539,7 +551,14 @@ impl<'a> Pipeline<'a> {
             }
         };
         match outcome {
-            Ok((satellite, counts)) => {
+            Ok(load::Loaded {
+                satellite,
+                counts,
+                end_state,
+            }) => {
+                if end_state.is_some() {
+                    *self.state.borrow_mut() = Some((source.id.clone(), end_state));
+                }
                 if self.record_loads {
                     let listed = self.project.lake.append_lines(&[Entry::Load(LoadEntry {
                         hash: input.hash.clone(),
