@@ -195,6 +195,8 @@ fn replay(
     let reports: Vec<SourceReport> = reports.into_values().collect();
     let code = reports.iter().map(|r| r.exit_code).max().unwrap_or(EXIT_OK);
     meta::finish_run(&conn, run_id, code, pipeline::tally(&reports))?;
+    // Every load of the new vault came from the manifest.
+    meta::set_vault_value(&conn, meta::LISTED_RUN, &run_id.to_string())?;
     conn.execute_batch("CHECKPOINT")
         .map_err(VaultError::db("cannot checkpoint the rebuilt vault"))?;
     drop(conn);

@@ -26,6 +26,7 @@ pub fn run(cli: &Cli, args: &SyncArgs) -> anyhow::Result<i32> {
     let plan = SyncPlan::new(cli, &args.sources, args.force, args.dry_run)?;
     let mut timings = Timings::default();
     let started = std::time::Instant::now();
+    let mut reconciled = 0;
     let conn = if plan.dry_run {
         db::open_existing(&plan.project.database)?
     } else {
@@ -36,7 +37,7 @@ pub fn run(cli: &Cli, args: &SyncArgs) -> anyhow::Result<i32> {
         )?;
         // Loads a crash kept out of the lake's manifest are listed before new ones.
         let vault = plan.project.display(&plan.project.database);
-        pipeline::Pipeline::reconcile_manifest(&conn, &plan.project.lake, &vault)?;
+        reconciled = pipeline::Pipeline::reconcile_manifest(&conn, &plan.project.lake, &vault)?;
         Some(conn)
     };
     timings.add("open vault", started.elapsed());
@@ -64,7 +65,12 @@ pub fn run(cli: &Cli, args: &SyncArgs) -> anyhow::Result<i32> {
     timings.merge(&pipeline.timings);
     let code = reports.iter().map(|r| r.exit_code).max().unwrap_or(EXIT_OK);
     if let (Some(c), Some(run)) = (&conn, run_id) {
-        meta::finish_run(c, run, code, pipeline::tally(&reports))?;
+        let tally = pipeline::tally(&reports);
+        meta::finish_run(c, run, code, tally)?;
+        // Later syncs need not look at this run's loads, or earlier ones, again.
+        if pipeline.all_listed() && (tally.loaded > 0 || reconciled > 0) {
+            meta::set_vault_value(c, meta::LISTED_RUN, &run.to_string())?;
+        }
     }
     if cli.verbose > 0 {
         for line in timings.lines() {

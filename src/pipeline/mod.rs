@@ -155,6 +155,9 @@ pub struct Pipeline<'a> {
     record_loads: bool,
     /// Time spent per phase, over every unit.
     pub timings: Timings,
+    /// Whether a load could not be listed in the lake's manifest (the next sync lists it
+    /// from the vault).
+    listing_failed: bool,
     /// The reader state of the source being loaded, as (source, state).
     state: std::cell::RefCell<Option<(String, Option<String>)>>,
 }
@@ -182,7 +185,13 @@ impl<'a> Pipeline<'a> {
             record_loads: true,
             timings: Timings::default(),
             state: Default::default(),
+            listing_failed: false,
         }
+    }
+
+    /// Whether every load committed so far is listed in the lake's manifest, durably.
+    pub fn all_listed(&self) -> bool {
+        !self.listing_failed
     }
 
     /// Replaying the manifest: loads are not listed in it again.
@@ -198,6 +207,11 @@ impl<'a> Pipeline<'a> {
         lake: &lake::Lake,
         vault: &str,
     ) -> Result<usize, VaultError> {
+        // Runs up to the last one known listed need no look: a sync says so at its end.
+        let loads = meta::loaded_units(conn, meta::listed_run(conn))?;
+        if loads.is_empty() {
+            return Ok(0);
+        }
         let manifest = lake.manifest()?;
         let listed: std::collections::HashSet<(&str, &str, DateTime<Utc>)> = manifest
             .loads()
@@ -205,7 +219,7 @@ impl<'a> Pipeline<'a> {
             .map(|l| (l.source.as_str(), l.hash.as_str(), l.load_ts))
             .collect();
         let mut missing = Vec::new();
-        for load in meta::loaded_units(conn)? {
+        for load in loads {
             // A damaged vault may hold anything; only a lake name can be in the lake.
             if !lake::is_hash(&load.file_hash)
                 || listed.contains(&(load.source.as_str(), load.file_hash.as_str(), load.load_ts))
@@ -346,6 +360,7 @@ impl<'a> Pipeline<'a> {
             }
         }
         if let Err(e) = self.project.lake.flush() {
+            self.listing_failed = true;
             self.progress
                 .suspend(|| eprintln!("warning: source `{}`: {e}", source.id));
         }
@@ -570,6 +585,7 @@ impl<'a> Pipeline<'a> {
                     })]);
                     // The load is committed; the next sync lists it from the vault.
                     if let Err(e) = listed {
+                        self.listing_failed = true;
                         self.progress
                             .suspend(|| eprintln!("warning: source `{}`: {e}", source.id));
                     }

@@ -491,6 +491,15 @@ fn a_killed_sync_leaves_no_trace_and_the_next_one_finishes_the_work() {
         let _ = child.wait();
         p.sync().code(0);
         assert_eq!(fingerprint(&p), want, "after a kill at {delay_ms} ms");
+        // The lake's manifest was kept whole too: the lake alone gives the same vault.
+        p.run(&["lake", "verify"]).code(0);
+        std::fs::remove_file(p.path("ingestor.duckdb")).expect("remove vault");
+        p.run(&["rebuild"]).code(0);
+        assert_eq!(
+            fingerprint(&p),
+            want,
+            "rebuilt from the lake after a kill at {delay_ms} ms"
+        );
     }
 }
 
