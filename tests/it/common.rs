@@ -213,6 +213,16 @@ impl Project {
     }
 }
 
+/// A workbook from tests/fixtures/excel.
+pub fn excel_fixture(name: &str) -> Vec<u8> {
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/excel")
+            .join(name),
+    )
+    .expect("fixture")
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("mkdir");
     for entry in std::fs::read_dir(from).expect("read dir").flatten() {

@@ -13,8 +13,6 @@
 //! for a reader is said at its entry). Every case but `normal` is synced after a good file
 //! of the same source was loaded: a unit that fails must leave the vault as it was.
 
-use std::path::Path;
-
 use crate::common::{Out, Project, TX_TAG};
 
 /// What a user should get from one case.
@@ -173,12 +171,7 @@ fn png_bytes() -> Vec<u8> {
 }
 
 fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/excel")
-            .join(name),
-    )
-    .expect("fixture")
+    crate::common::excel_fixture(name)
 }
 
 /// Written by LibreOffice: sheet `January` has a title, a blank row, the header in row 3

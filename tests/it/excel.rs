@@ -1,16 +1,9 @@
 //! The excel reader on workbooks written by LibreOffice (tests/fixtures/excel).
 
-use std::path::Path;
-
 use crate::common::Project;
 
 fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/excel")
-            .join(name),
-    )
-    .expect("fixture")
+    crate::common::excel_fixture(name)
 }
 
 /// A project with tag `tx` and source `stmt` reading `in/` with extra reader options.
