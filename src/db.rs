@@ -40,7 +40,18 @@ pub fn open(path: &Path) -> Result<Connection, anyhow::Error> {
     if !path.exists() {
         create(path)?;
     }
-    Ok(Connection::open(path).map_err(|e| classify(path, e))?)
+    let conn = Connection::open(path).map_err(|e| classify(path, e))?;
+    no_extensions(&conn)?;
+    Ok(conn)
+}
+
+/// Never let DuckDB load or download an extension: a query that needs one (time zones
+/// through ICU, for one) fails with DuckDB's own message instead of reaching the network.
+fn no_extensions(conn: &Connection) -> Result<(), VaultError> {
+    conn.execute_batch(
+        "SET autoinstall_known_extensions = false; SET autoload_known_extensions = false",
+    )
+    .map_err(VaultError::db("cannot configure DuckDB"))
 }
 
 /// Quote an identifier for DuckDB.
@@ -139,9 +150,9 @@ pub fn open_existing(path: &Path) -> Result<Option<Connection>, anyhow::Error> {
     if !path.exists() {
         return Ok(None);
     }
-    Ok(Connection::open(path)
-        .map(Some)
-        .map_err(|e| classify(path, e))?)
+    let conn = Connection::open(path).map_err(|e| classify(path, e))?;
+    no_extensions(&conn)?;
+    Ok(Some(conn))
 }
 
 /// Create an empty database file with the compatible storage version.

@@ -69,37 +69,37 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> anyhow::Result<i32> {
         .max()
         .unwrap_or(EXIT_OK);
     match args.format {
-        CheckFormat::Json => println!(
+        CheckFormat::Json => outln!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
                 "ok": code == EXIT_OK,
                 "exit_code": code,
                 "inputs": findings,
             }))?
-        ),
+        )?,
         CheckFormat::Github => {
             for f in findings.iter().filter(|f| !f.ok) {
-                println!(
+                outln!(
                     "::error file={},title=ingestor check: {}::{}",
                     f.path,
                     f.source,
                     f.error.as_deref().unwrap_or("").replace('\n', "%0A")
-                );
+                )?;
             }
         }
         CheckFormat::Human => {
             for f in &findings {
                 if f.ok {
                     if !cli.quiet {
-                        println!("ok    {:<16} {}", f.source, f.path);
+                        outln!("ok    {:<16} {}", f.source, f.path)?;
                     }
                 } else {
-                    println!(
+                    outln!(
                         "FAIL  {:<16} {}: {}",
                         f.source,
                         f.path,
                         f.error.as_deref().unwrap_or("")
-                    );
+                    )?;
                 }
             }
         }

@@ -73,11 +73,11 @@ pub fn run(cli: &Cli, dir: Option<&Path>) -> anyhow::Result<i32> {
         std::fs::write(&path, text)?;
     }
     if !cli.quiet {
-        println!("created an ingestor project in {}", root.display());
-        println!(
+        outln!("created an ingestor project in {}", root.display())?;
+        outln!(
             "next: edit tags/ and sources/, then `ingestor -C {} sync`",
             root.display()
-        );
+        )?;
     }
     Ok(EXIT_OK)
 }

@@ -16,7 +16,7 @@ fn verify(cli: &Cli) -> anyhow::Result<i32> {
     let project = Project::load(cli)?;
     let lake = &project.lake;
     let found = lake.verify(None)?;
-    report(&found, &project.display(lake.root()));
+    report(&found, &project.display(lake.root()))?;
     if !found.ok() {
         return Err(damaged(&found).into());
     }
@@ -24,7 +24,7 @@ fn verify(cli: &Cli) -> anyhow::Result<i32> {
 }
 
 /// Print what `verify` found: a summary on stdout, damage and unlisted objects on stderr.
-pub fn report(found: &Verification, lake: &str) {
+pub fn report(found: &Verification, lake: &str) -> std::io::Result<()> {
     for d in &found.damaged {
         let owners: Vec<String> = d
             .owners
@@ -56,7 +56,7 @@ pub fn report(found: &Verification, lake: &str) {
             hash.get(..2).unwrap_or_default(),
         );
     }
-    println!(
+    outln!(
         "{} objects, {} bytes checked: {}",
         found.objects,
         found.bytes,
@@ -68,7 +68,8 @@ pub fn report(found: &Verification, lake: &str) {
                 found.damaged.len() + found.manifest_damaged.len()
             )
         }
-    );
+    )?;
+    Ok(())
 }
 
 /// The error a damaged lake is.

@@ -91,7 +91,7 @@ pub fn run(cli: &Cli, args: &RebuildArgs) -> anyhow::Result<i32> {
     let needed: HashSet<String> = loads.iter().map(|l| l.hash.clone()).collect();
     let found = project.lake.verify(Some(&needed))?;
     if !found.ok() {
-        crate::commands::lake::report(&found, &project.display(project.lake.root()));
+        crate::commands::lake::report(&found, &project.display(project.lake.root()))?;
         return Err(crate::commands::lake::damaged(&found).into());
     }
     let fresh = fresh_path(vault);
@@ -106,7 +106,7 @@ pub fn run(cli: &Cli, args: &RebuildArgs) -> anyhow::Result<i32> {
     };
     let code = reports.iter().map(|r| r.exit_code).max().unwrap_or(EXIT_OK);
     if !cli.quiet {
-        print_human(&reports);
+        print_human(&reports)?;
     }
     if code != EXIT_OK {
         remove_db(&fresh)?;
@@ -127,10 +127,10 @@ pub fn run(cli: &Cli, args: &RebuildArgs) -> anyhow::Result<i32> {
         .map(|c| c.rows_read)
         .sum();
     if !cli.quiet {
-        println!(
+        outln!(
             "rebuilt `{}` from the lake: {units} units, {rows} rows replayed",
             project.display(vault)
-        );
+        )?;
     }
     Ok(EXIT_OK)
 }

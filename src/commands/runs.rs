@@ -10,7 +10,7 @@ pub fn run(cli: &Cli, limit: u32) -> anyhow::Result<i32> {
     let conn = open_vault(cli)?;
     print_query(&conn, &meta::recent_runs(limit), SqlFormat::Table)?;
     if meta::recent_failures(&conn, limit)? > 0 {
-        println!("failed inputs:");
+        outln!("failed inputs:")?;
         print_query(&conn, &meta::recent_failed_units(limit), SqlFormat::Table)?;
     }
     Ok(EXIT_OK)

@@ -22,16 +22,16 @@ pub fn run(cli: &Cli, source: Option<&str>, diff: bool) -> anyhow::Result<i32> {
         .into_iter()
         .filter(|s| source.is_none_or(|want| want == *s))
     {
-        println!("source {src}");
+        outln!("source {src}")?;
         let versions: Vec<_> = sats.iter().filter(|s| s.source == src).collect();
         for (i, sat) in versions.iter().enumerate() {
-            println!("  vault.{}  (created {})", sat.table, sat.created_at);
+            outln!("  vault.{}  (created {})", sat.table, sat.created_at)?;
             if diff {
                 match i.checked_sub(1).map(|p| versions[p]) {
-                    None => println!("    first version, {} columns", sat.columns.len()),
+                    None => outln!("    first version, {} columns", sat.columns.len())?,
                     Some(prev) => {
                         for line in changes(&prev.columns, &sat.columns) {
-                            println!("    {line}");
+                            outln!("    {line}")?;
                         }
                     }
                 }
@@ -42,7 +42,7 @@ pub fn run(cli: &Cli, source: Option<&str>, diff: bool) -> anyhow::Result<i32> {
                         .as_deref()
                         .map(|f| format!("  (tag field `{f}`)"))
                         .unwrap_or_default();
-                    println!("    {:<28} {}{field}", c.name, c.ty);
+                    outln!("    {:<28} {}{field}", c.name, c.ty)?;
                 }
             }
         }

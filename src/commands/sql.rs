@@ -47,9 +47,77 @@ pub fn print_query(conn: &Connection, query: &str, format: SqlFormat) -> anyhow:
         // No rows: still show the columns.
         batches.push(RecordBatch::new_empty(schema));
     }
+    let batches = batches
+        .iter()
+        .map(displayable)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| VaultError::Refused(format!("cannot print the result: {e}")))?;
     let text = render(&batches, format)?;
-    print!("{text}");
+    out!("{text}")?;
     Ok(())
+}
+
+/// A batch whose timestamps with a time zone print without a time-zone database.
+/// DuckDB hands TIMESTAMPTZ over as an Arrow timestamp labelled with its session's zone
+/// (`UTC`: this build has no ICU), and Arrow can only print zones it can look up. The
+/// values are instants (microseconds since the epoch, in UTC) whatever the label, so
+/// labelling them `+00:00` prints the same instant: `2026-01-02T10:00:00+00:00`.
+fn displayable(batch: &RecordBatch) -> Result<RecordBatch, duckdb::arrow::error::ArrowError> {
+    use duckdb::arrow::array::ArrayRef;
+    use duckdb::arrow::datatypes::{
+        Field, Schema, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
+        TimestampNanosecondType, TimestampSecondType,
+    };
+    const UTC: &str = "+00:00";
+    let schema = batch.schema();
+    let mut fields = Vec::with_capacity(schema.fields().len());
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
+    for (field, column) in schema.fields().iter().zip(batch.columns()) {
+        let relabelled: Option<ArrayRef> = match column.data_type() {
+            DataType::Timestamp(unit, Some(_)) => Some(match unit {
+                TimeUnit::Second => std::sync::Arc::new(
+                    column
+                        .as_primitive::<TimestampSecondType>()
+                        .clone()
+                        .with_timezone(UTC),
+                ),
+                TimeUnit::Millisecond => std::sync::Arc::new(
+                    column
+                        .as_primitive::<TimestampMillisecondType>()
+                        .clone()
+                        .with_timezone(UTC),
+                ),
+                TimeUnit::Microsecond => std::sync::Arc::new(
+                    column
+                        .as_primitive::<TimestampMicrosecondType>()
+                        .clone()
+                        .with_timezone(UTC),
+                ),
+                TimeUnit::Nanosecond => std::sync::Arc::new(
+                    column
+                        .as_primitive::<TimestampNanosecondType>()
+                        .clone()
+                        .with_timezone(UTC),
+                ),
+            }),
+            _ => None,
+        };
+        match relabelled {
+            Some(array) => {
+                fields.push(Field::new(
+                    field.name(),
+                    array.data_type().clone(),
+                    field.is_nullable(),
+                ));
+                columns.push(array);
+            }
+            None => {
+                fields.push(field.as_ref().clone());
+                columns.push(column.clone());
+            }
+        }
+    }
+    RecordBatch::try_new(std::sync::Arc::new(Schema::new(fields)), columns)
 }
 
 /// Render batches as a table, CSV or JSON (an array of objects).

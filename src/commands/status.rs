@@ -11,8 +11,8 @@ use crate::vault::meta;
 pub fn run(cli: &Cli) -> anyhow::Result<i32> {
     let project = Project::load(cli)?;
     let conn = open_vault(cli)?;
-    println!("vault: {}", project.database.display());
-    println!("sources:");
+    outln!("vault: {}", project.database.display())?;
+    outln!("sources:")?;
     print_query(&conn, meta::STATUS_SOURCES, SqlFormat::Table)?;
     let hubs: Vec<String> = project
         .defs
@@ -26,7 +26,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
         })
         .collect();
     if !hubs.is_empty() {
-        println!("hubs:");
+        outln!("hubs:")?;
         print_query(&conn, &hubs.join(" UNION ALL "), SqlFormat::Table)?;
     }
     Ok(EXIT_OK)

@@ -85,9 +85,9 @@ pub fn run(cli: &Cli, args: &SyncArgs) -> anyhow::Result<i32> {
             exit_code: code,
             sources: reports,
         };
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        outln!("{}", serde_json::to_string_pretty(&doc)?)?;
     } else if !cli.quiet {
-        print_human(&reports);
+        print_human(&reports)?;
     }
     Ok(code)
 }
@@ -118,12 +118,12 @@ pub fn print_errors(report: &SourceReport) {
 }
 
 /// One line per unit on stdout.
-pub fn print_human(reports: &[SourceReport]) {
+pub fn print_human(reports: &[SourceReport]) -> std::io::Result<()> {
     for r in reports {
         if r.units.is_empty() {
             match &r.error {
-                Some(e) => println!("{:<16} failed     {e}", r.source),
-                None => println!("{:<16} no inputs", r.source),
+                Some(e) => outln!("{:<16} failed     {e}", r.source)?,
+                None => outln!("{:<16} no inputs", r.source)?,
             }
         }
         for u in &r.units {
@@ -140,7 +140,8 @@ pub fn print_human(reports: &[SourceReport]) {
                 u.status.as_str(),
                 u.path
             );
-            println!("{}", line.trim_end());
+            outln!("{}", line.trim_end())?;
         }
     }
+    Ok(())
 }

@@ -37,6 +37,65 @@ fn sql_prints_table_csv_and_json() {
     );
 }
 
+/// Issue 10: every view has `load_ts` (TIMESTAMPTZ), and `SELECT *` failed to print it.
+#[test]
+fn select_star_prints_timestamps_with_time_zone_in_every_format() {
+    let p = loaded();
+    let micros = p.int("SELECT epoch_us(load_ts::TIMESTAMP) FROM main.tx WHERE memo IS NULL");
+    let want = chrono::DateTime::from_timestamp_micros(micros)
+        .expect("instant")
+        .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string();
+    for format in ["table", "csv", "json"] {
+        for q in [
+            "SELECT * FROM tx",
+            "SELECT * FROM bank",
+            "SELECT * FROM meta.runs",
+        ] {
+            p.run(&["sql", q, "--format", format]).code(0);
+        }
+        p.run(&[
+            "sql",
+            "SELECT load_ts FROM tx WHERE memo IS NULL",
+            "--format",
+            format,
+        ])
+        .code(0)
+        .stdout_has(&[&want]);
+    }
+}
+
+#[test]
+fn a_closed_pipe_ends_the_output_quietly() {
+    let p = loaded();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ingestor"))
+        .arg("-C")
+        .arg(p.dir.path())
+        .args(["sql", "SELECT * FROM range(1000000)", "--format", "csv"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut first = [0u8; 5];
+    std::io::Read::read_exact(child.stdout.as_mut().expect("stdout"), &mut first).expect("read");
+    assert_eq!(&first, b"range");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}
+
+#[test]
+fn a_query_needing_an_extension_fails_without_fetching_it() {
+    let p = loaded();
+    p.run(&["sql", "SELECT * FROM read_parquet('x.parquet')"])
+        .code(2)
+        .stderr_has(&["SQL error", "parquet"]);
+    p.run(&["sql", "SELECT * FROM no_such_table"])
+        .code(2)
+        .stderr_has(&["SQL error", "no_such_table"]);
+}
+
 #[test]
 fn status_lists_sources_and_hubs() {
     let p = loaded();
