@@ -208,6 +208,23 @@ fn canonical_text(array: &dyn Array) -> StringArray {
 /// Close means a small edit distance, or one name containing the other (an export that
 /// drops or adds a unit, like `Betrag (EUR)` becoming `Betrag`).
 fn hint(wanted: &str, columns: &[String]) -> String {
+    // One column whose name holds a delimiter: the file was split at the wrong one.
+    if let [only] = columns {
+        if let Some(d) = [';', '\t', '|', ',']
+            .into_iter()
+            .find(|&d| only.contains(d))
+        {
+            let shown = if d == '\t' {
+                "\\t".to_string()
+            } else {
+                d.to_string()
+            };
+            return format!(
+                " (found one column, `{only}`; is the delimiter `{shown}`? Set \
+                 `delimiter = \"{shown}\"` under [reader])"
+            );
+        }
+    }
     let w = wanted.to_lowercase();
     let close = |c: &str| {
         let c = c.to_lowercase();
@@ -493,5 +510,21 @@ mod tests {
         assert!(hint("Bookng Date", &cols).contains("closest column: `Booking Date`"));
         assert!(hint("Amount (EUR)", &cols).contains("closest column: `Amount`"));
         assert!(!hint("Currency", &cols).contains("closest"));
+    }
+
+    /// Issue 10: a file split at the wrong delimiter was reported as a renamed column.
+    #[test]
+    fn one_column_holding_a_delimiter_asks_about_the_delimiter() {
+        let one = vec!["Date;Amount;Memo".to_string()];
+        let h = hint("Amount", &one);
+        assert!(
+            h.contains("found one column, `Date;Amount;Memo`; is the delimiter `;`?"),
+            "{h}"
+        );
+        assert!(!h.contains("closest"), "{h}");
+        let tab = vec!["Date\tAmount".to_string()];
+        assert!(hint("Amount", &tab).contains("delimiter = \"\\t\""));
+        // One column without a delimiter in its name is just one column.
+        assert!(hint("Amount", &["Amount2".to_string()]).contains("closest column"));
     }
 }

@@ -10,7 +10,7 @@ use duckdb::arrow::array::{ArrayRef, StringBuilder};
 use duckdb::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use duckdb::arrow::record_batch::RecordBatch;
 use encoding_rs::Encoding;
-use encoding_rs_io::{DecodeReaderBytes, DecodeReaderBytesBuilder};
+use encoding_rs_io::DecodeReaderBytesBuilder;
 use serde::Deserialize;
 
 use super::{InputBatch, InputReader, OpenContext, ReaderKind, ValueFormat, BATCH_ROWS};
@@ -149,29 +149,55 @@ impl CsvConfig {
     }
 }
 
-/// Text in UTF-8 or a single-byte encoding never holds a NUL byte; a file that does, in
-/// its first 64 KiB, is binary (an image, a zip, gzip) named like a CSV file. UTF-16 (a
-/// BOM, or the `encoding` option) is left alone: half its bytes are NUL. `Err(Ok(n))`:
-/// byte `n` (from 1) is NUL. The file is put back at its start.
-fn refuse_binary(file: &mut File, decoding: Decoding) -> Result<(), Result<u64, std::io::Error>> {
+/// What the first 64 KiB of a file tell before it is decoded.
+#[derive(Debug, Clone, Copy, Default)]
+struct Head {
+    /// Lines end in a lone CR (classic Mac OS, some bank exports): no LF at all, some CR.
+    cr_only: bool,
+}
+
+/// Look at the first 64 KiB of a file, then put it back at its start. Text in UTF-8 or a
+/// single-byte encoding never holds a NUL byte; a file that does is binary (an image, a
+/// zip, gzip) named like a CSV file: `Err(Ok(n))`, byte `n` (from 1) is NUL. UTF-16 (a
+/// BOM, or the `encoding` option) is let through: half its bytes are NUL.
+fn inspect_head(file: &mut File, decoding: Decoding) -> Result<Head, Result<u64, std::io::Error>> {
     use std::io::{Seek, SeekFrom};
-    if let Decoding::Fixed(enc) = decoding {
-        if enc == encoding_rs::UTF_16LE || enc == encoding_rs::UTF_16BE {
-            return Ok(());
-        }
-    }
     let mut head = Vec::with_capacity(1 << 16);
     file.by_ref()
         .take(1 << 16)
         .read_to_end(&mut head)
         .map_err(Err)?;
     file.seek(SeekFrom::Start(0)).map_err(Err)?;
-    if head.starts_with(&[0xFF, 0xFE]) || head.starts_with(&[0xFE, 0xFF]) {
-        return Ok(());
-    }
+    let found = Head {
+        cr_only: memchr::memchr(b'\r', &head).is_some() && memchr::memchr(b'\n', &head).is_none(),
+    };
+    let utf16 = match decoding {
+        Decoding::Fixed(enc) => enc == encoding_rs::UTF_16LE || enc == encoding_rs::UTF_16BE,
+        Decoding::Auto => false,
+    } || head.starts_with(&[0xFF, 0xFE])
+        || head.starts_with(&[0xFE, 0xFF]);
     match memchr::memchr(0, &head) {
-        Some(at) => Err(Ok(at as u64 + 1)),
-        None => Ok(()),
+        Some(at) if !utf16 => Err(Ok(at as u64 + 1)),
+        _ => Ok(found),
+    }
+}
+
+/// Reads lone CRs as line feeds, for files whose lines end in CR only (`Head::cr_only`),
+/// so that `skip_rows`, line numbers and the parser all see the same lines. A CR inside a
+/// quoted value of such a file becomes a line feed too.
+struct CrAsLf<R> {
+    inner: R,
+}
+
+impl<R: Read> Read for CrAsLf<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for b in &mut buf[..n] {
+            if *b == b'\r' {
+                *b = b'\n';
+            }
+        }
+        Ok(n)
     }
 }
 
@@ -241,7 +267,8 @@ impl<R: Read> Read for LineCounter<R> {
     }
 }
 
-type Input = LineCounter<BufReader<DecodeReaderBytes<File, Vec<u8>>>>;
+/// The decoded text as the parser reads it: the lines the sniffer looked at, then the rest.
+type Input = LineCounter<Box<dyn Read + Send>>;
 
 /// Streams a CSV file as batches of text columns, reusing one `ByteRecord`.
 pub struct CsvReader {
@@ -269,7 +296,7 @@ impl CsvReader {
             path: name.to_string(),
             source,
         })?;
-        refuse_binary(&mut file, decoding).map_err(|e| match e {
+        let head = inspect_head(&mut file, decoding).map_err(|e| match e {
             Ok(at) => invalid(format!(
                 "is not text: byte {at} is NUL, as in binary files (is it compressed, or \
                  another format named like a CSV file?)"
@@ -284,7 +311,14 @@ impl CsvReader {
         if let Decoding::Fixed(enc) = decoding {
             builder.encoding(Some(enc));
         }
-        let mut input = BufReader::with_capacity(1 << 18, builder.build(file));
+        let decoded: Box<dyn Read + Send> = if head.cr_only {
+            Box::new(CrAsLf {
+                inner: builder.build(file),
+            })
+        } else {
+            Box::new(builder.build(file))
+        };
+        let mut input = BufReader::with_capacity(1 << 18, decoded);
         let io = |source| ReadError::Io {
             path: name.to_string(),
             source,
@@ -299,14 +333,24 @@ impl CsvReader {
                 )));
             }
         }
-        let delimiter =
-            match one_char("delimiter", &config.delimiter).map_err(|(_, m)| invalid(m))? {
-                Some(c) => c as u8,
-                None => sniff_delimiter(input.fill_buf().map_err(io)?),
-            };
+        // The header and the first lines below it, read ahead for the sniffer and then
+        // handed to the parser before the rest.
+        let mut peeked = Vec::new();
+        for _ in 0..SNIFF_LINES {
+            if peeked.len() >= SNIFF_BYTES || input.read_until(b'\n', &mut peeked).map_err(io)? == 0
+            {
+                break;
+            }
+        }
         let quote = one_char("quote", &config.quote)
             .map_err(|(_, m)| invalid(m))?
             .unwrap_or('"') as u8;
+        let delimiter =
+            match one_char("delimiter", &config.delimiter).map_err(|(_, m)| invalid(m))? {
+                Some(c) => c as u8,
+                None => sniff_delimiter(&peeked, quote),
+            };
+        let input: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(peeked).chain(input));
         let lines = Arc::new(Mutex::new(Lines::default()));
         let counted = LineCounter {
             inner: input,
@@ -451,26 +495,45 @@ fn decode(raw: &[u8], fallback_1252: bool) -> Option<std::borrow::Cow<'_, str>> 
 }
 
 /// The most frequent of `, ; \t |` outside quotes in the first line.
-fn sniff_delimiter(buf: &[u8]) -> u8 {
-    let line = buf.split(|&b| b == b'\n').next().unwrap_or(&[]);
-    let mut counts = [0usize; 4];
+/// Lines the delimiter is sniffed from: the header and the lines below it.
+const SNIFF_LINES: usize = 20;
+/// At most this many bytes of them.
+const SNIFF_BYTES: usize = 64 << 10;
+
+/// The delimiter among `,` `;` tab `|` that splits the header into the most columns
+/// while every full data line read ahead has as many fields as the header; failing that,
+/// the one that splits the header most; `,` when none splits it. Quotes are respected.
+fn sniff_delimiter(text: &[u8], quote: u8) -> u8 {
     let candidates = [b',', b';', b'\t', b'|'];
-    let mut quoted = false;
-    for &b in line {
-        if b == b'"' {
-            quoted = !quoted;
-        } else if !quoted {
-            if let Some(i) = candidates.iter().position(|&c| c == b) {
-                counts[i] += 1;
-            }
+    // The last line read ahead may be cut short (it may hold a quoted line break).
+    let complete = text.last() == Some(&b'\n');
+    let mut best: Option<((bool, usize), u8)> = None;
+    for &d in &candidates {
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .delimiter(d)
+            .quote(quote)
+            .from_reader(text);
+        let mut counts: Vec<usize> = reader
+            .byte_records()
+            .map_while(Result::ok)
+            .filter(|r| !(r.len() == 1 && r[0].is_empty()))
+            .map(|r| r.len())
+            .collect();
+        if !complete && counts.len() > 1 {
+            counts.pop();
+        }
+        let Some(&header) = counts.first() else {
+            continue;
+        };
+        let consistent = counts.iter().all(|&n| n == header);
+        let score = (consistent && header > 1, header);
+        if header > 1 && best.is_none_or(|(s, _)| score > s) {
+            best = Some((score, d));
         }
     }
-    let best = (0..4).max_by_key(|&i| (counts[i], 4 - i)).unwrap_or(0);
-    if counts[best] == 0 {
-        b','
-    } else {
-        candidates[best]
-    }
+    best.map_or(b',', |(_, d)| d)
 }
 
 fn csv_error(name: &str, line_offset: u64, lines: &Mutex<Lines>, err: csv::Error) -> ReadError {
@@ -560,6 +623,51 @@ mod tests {
         assert_eq!(cols, ["Date", "Amount"]);
         assert_eq!(rows[1], [Some("03.02.2024".into()), Some("-2".into())]);
         assert_eq!(lines, [4, 6]);
+    }
+
+    /// Issue 10: a short header was read as one column (`Nam;V`), and the sniffer looked
+    /// at the first bytes only.
+    #[test]
+    fn sniffs_from_the_header_and_the_lines_below_it() {
+        let (cols, rows, _) = read_all(&config("x"), b"Nam;V\nab;1\ncd;2\n").expect("read");
+        assert_eq!(cols, ["Nam", "V"]);
+        assert_eq!(rows[1], [Some("cd".into()), Some("2".into())]);
+        // Commas in the header's text, semicolons between fields: the field counts of the
+        // lines below decide.
+        let (cols, _, _) = read_all(
+            &config("x"),
+            b"Datum;Text, lang;Betrag\n01.02.2024;Miete, Februar;-800,00\n02.02.2024;Kaffee;-3,50\n",
+        )
+        .expect("read");
+        assert_eq!(cols, ["Datum", "Text, lang", "Betrag"]);
+        // Tabs and pipes, and a quoted delimiter that is not one.
+        let (cols, _, _) = read_all(&config("x"), b"a\tb\t\"c;d\"\n1\t2\t3\n").expect("tab");
+        assert_eq!(cols, ["a", "b", "c;d"]);
+        let (cols, _, _) = read_all(&config("x"), b"a|b\n1|2\n").expect("pipe");
+        assert_eq!(cols, ["a", "b"]);
+        // The sniffer reads after the preamble, whatever the preamble holds.
+        let mut c = config("x");
+        c.skip_rows = 1;
+        let (cols, _, _) = read_all(&c, b"Konto,Giro,2024,EUR\nA;B\n1;2\n").expect("skip");
+        assert_eq!(cols, ["A", "B"]);
+    }
+
+    /// Issue 10: with lines ending in CR only, `skip_rows` skipped the whole file and line
+    /// numbers were wrong.
+    #[test]
+    fn cr_only_line_endings_count_lines_and_skip_rows() {
+        let mut c = config("x");
+        c.skip_rows = 2;
+        let (cols, rows, lines) = read_all(
+            &c,
+            b"Bank\rExport\rDate;Amount\r01.02.2024;1,50\r\r03.02.2024;-2\r",
+        )
+        .expect("read");
+        assert_eq!(cols, ["Date", "Amount"]);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(lines, [4, 6]);
+        let err = read_all(&c, b"Bank\rExport\ra;b\r1;2\r3;4;5\r").expect_err("ragged");
+        assert!(err.to_string().contains("line 5"), "{err}");
     }
 
     #[test]
