@@ -34,6 +34,17 @@ pub enum DefError {
     },
     #[error("no source named `{name}`; sources/ defines: {known}")]
     UnknownSource { name: String, known: String },
+    #[error(
+        "`{}` is not an ingestor project: it has no `{sources}` folder{}; `ingestor init` \
+         creates one there, or point at a project with -C DIR",
+        dir.display(),
+        if *has_config { "" } else { " and no ingestor.toml" }
+    )]
+    NotAProject {
+        dir: PathBuf,
+        sources: String,
+        has_config: bool,
+    },
 }
 
 /// The input broke the promise its tags make: a field is missing, or a value is null or of

@@ -54,6 +54,42 @@ impl Project {
     }
 }
 
+/// Where a project's vault and lake are, from `ingestor.toml` alone: for the commands
+/// that read the vault or the lake and need no tag or source (`sql`, `status`, `runs`,
+/// `lake verify`), so that a broken definition file does not stop them.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    /// The project folder.
+    pub dir: PathBuf,
+    /// The DuckDB file (`--db` wins over ingestor.toml).
+    pub database: PathBuf,
+    /// The lake.
+    pub lake: Lake,
+}
+
+impl Paths {
+    /// The paths of the project the command line points at.
+    pub fn load(cli: &Cli) -> anyhow::Result<Paths> {
+        let config = crate::defs::project::ProjectConfig::load(&cli.dir)?;
+        Ok(Paths {
+            database: cli
+                .db
+                .clone()
+                .unwrap_or_else(|| cli.dir.join(&config.database)),
+            lake: Lake::new(cli.dir.join(&config.lake)),
+            dir: cli.dir.clone(),
+        })
+    }
+
+    /// A path as the user knows it: relative to the project when it is inside it.
+    pub fn display(&self, path: &Path) -> String {
+        path.strip_prefix(&self.dir)
+            .unwrap_or(path)
+            .display()
+            .to_string()
+    }
+}
+
 /// What `sync` will do.
 pub struct SyncPlan {
     /// The project.

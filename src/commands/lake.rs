@@ -3,7 +3,7 @@
 use crate::cli::{Cli, LakeCommand};
 use crate::error::{VaultError, EXIT_OK};
 use crate::lake::Verification;
-use crate::plan::Project;
+use crate::plan::Paths;
 
 /// Run `lake …`.
 pub fn run(cli: &Cli, command: &LakeCommand) -> anyhow::Result<i32> {
@@ -13,7 +13,7 @@ pub fn run(cli: &Cli, command: &LakeCommand) -> anyhow::Result<i32> {
 }
 
 fn verify(cli: &Cli) -> anyhow::Result<i32> {
-    let project = Project::load(cli)?;
+    let project = Paths::load(cli)?;
     let lake = &project.lake;
     let found = lake.verify(None)?;
     report(&found, &project.display(lake.root()))?;

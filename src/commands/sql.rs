@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use crate::cli::{Cli, SqlFormat};
 use crate::db;
 use crate::error::{UsageError, VaultError, EXIT_OK};
-use crate::plan::Project;
+use crate::plan::Paths;
 
 /// Run `sql`.
 pub fn run(cli: &Cli, query: &str, format: SqlFormat) -> anyhow::Result<i32> {
@@ -20,9 +20,10 @@ pub fn run(cli: &Cli, query: &str, format: SqlFormat) -> anyhow::Result<i32> {
     Ok(EXIT_OK)
 }
 
-/// Open the project's existing vault; a missing vault is a usage error.
+/// Open the project's existing vault; a missing vault is a usage error. Only
+/// `ingestor.toml` is read: a broken tag or source file does not stop a query.
 pub fn open_vault(cli: &Cli) -> anyhow::Result<Connection> {
-    let project = Project::load(cli)?;
+    let project = Paths::load(cli)?;
     match db::open_existing(&project.database)? {
         Some(conn) => Ok(conn),
         None => Err(UsageError(format!(

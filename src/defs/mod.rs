@@ -58,6 +58,15 @@ impl Definitions {
         let project = ProjectConfig::load(dir)?;
         let tags_dir = dir.join(&project.tags);
         let sources_dir = dir.join(&project.sources);
+        // Without a sources folder there is nothing to load: most likely the wrong folder,
+        // which must not get an empty vault.
+        if !sources_dir.is_dir() {
+            return Err(DefError::NotAProject {
+                dir: dir.to_path_buf(),
+                sources: project.sources.display().to_string(),
+                has_config: dir.join("ingestor.toml").is_file(),
+            });
+        }
         let mut tags = BTreeMap::new();
         for (id, path) in toml_files(&tags_dir)? {
             let mut tag: Tag = parse_file(&path)?;

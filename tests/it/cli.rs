@@ -186,3 +186,34 @@ fn help_and_version_exit_zero() {
         .stdout_has(&["sync", "check", "status", "runs", "schema", "sql", "init"]);
     p.run(&["--version"]).code(0).stdout_has(&["ingestor"]);
 }
+
+/// Issue 10: a folder that is not a project got an empty vault and exit 0.
+#[test]
+fn a_folder_that_is_not_a_project_is_refused_with_exit_2() {
+    let p = Project::new();
+    for cmd in ["sync", "check"] {
+        p.run(&[cmd]).code(2).stderr_has(&[
+            "is not an ingestor project",
+            "no `sources` folder",
+            "ingestor init",
+        ]);
+    }
+    assert!(!p.path("ingestor.duckdb").exists());
+    // `init` makes it one.
+    p.run(&["init"]).code(0);
+    p.run(&["check"]).code(0);
+}
+
+/// Issue 10: one broken tag file stopped `sql` and `status`, which need no definitions.
+#[test]
+fn a_broken_definition_does_not_stop_reading_the_vault() {
+    let p = loaded();
+    p.file("tags/tx.toml", "[fields\nbroken");
+    p.run(&["sql", "SELECT count(*) AS n FROM tx", "--format", "csv"])
+        .code(0)
+        .stdout_has(&["n\n2\n"]);
+    p.run(&["status"]).code(0).stdout_has(&["| tx ", "bank"]);
+    p.run(&["runs"]).code(0);
+    p.run(&["lake", "verify"]).code(0);
+    p.run(&["sync"]).code(2).stderr_has(&["tags/tx.toml"]);
+}
