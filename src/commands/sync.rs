@@ -134,8 +134,13 @@ pub fn print_human(reports: &[SourceReport]) -> std::io::Result<()> {
                 ),
                 None => String::new(),
             };
+            let why = if u.definition_changed {
+                "  (definition changed)"
+            } else {
+                ""
+            };
             let line = format!(
-                "{:<16} {:<10} {}  {detail}",
+                "{:<16} {:<10} {}{why}  {detail}",
                 r.source,
                 u.status.as_str(),
                 u.path

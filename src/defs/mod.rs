@@ -97,6 +97,21 @@ impl Definitions {
         })
     }
 
+    /// What shapes the load of `source`, as 32 hex digits: its definition as parsed (reader
+    /// options, fields, columns, keys, tags) and the fields of the tags it carries. An
+    /// input loaded under another fingerprint is loaded again (the hashdiff keeps rows
+    /// that did not change from being added twice). Comments and layout do not count.
+    pub fn load_fingerprint(&self, source: &Source) -> String {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(format!("{source:?}").as_bytes());
+        for tag in &source.tags {
+            if let Some(t) = self.tags.get(tag) {
+                hasher.update(format!("\0{tag}:{:?}", t.fields).as_bytes());
+            }
+        }
+        hasher.finalize().to_hex()[..32].to_string()
+    }
+
     /// The DuckDB file of the vault.
     pub fn database_path(&self) -> PathBuf {
         self.dir.join(&self.project.database)

@@ -49,6 +49,8 @@ pub struct InputUnit {
     pub copy_from: Option<PathBuf>,
     /// The `load_ts` and satellite name a replay must reuse.
     pub replay: Option<(DateTime<Utc>, Option<String>)>,
+    /// The source loaded these bytes before, under another definition.
+    pub reload: bool,
 }
 
 /// What became of one input unit.
@@ -62,6 +64,8 @@ pub struct UnitReport {
     pub counts: Option<LoadCounts>,
     pub error: Option<String>,
     pub exit_code: i32,
+    /// Loaded again because the source's definition changed since it was loaded.
+    pub definition_changed: bool,
 }
 
 impl UnitReport {
@@ -74,6 +78,7 @@ impl UnitReport {
             counts: None,
             error: None,
             exit_code: EXIT_OK,
+            definition_changed: false,
         }
     }
 
@@ -91,6 +96,7 @@ impl UnitReport {
             counts: None,
             error: Some(format!("{err:#}")),
             exit_code: code,
+            definition_changed: false,
         }
     }
 }
@@ -155,6 +161,8 @@ pub struct Pipeline<'a> {
     record_loads: bool,
     /// Time spent per phase, over every unit.
     pub timings: Timings,
+    /// The load fingerprint of the source being loaded.
+    definition: String,
     /// Whether a load could not be listed in the lake's manifest (the next sync lists it
     /// from the vault).
     listing_failed: bool,
@@ -186,6 +194,7 @@ impl<'a> Pipeline<'a> {
             timings: Timings::default(),
             state: Default::default(),
             listing_failed: false,
+            definition: String::new(),
         }
     }
 
@@ -256,10 +265,20 @@ impl<'a> Pipeline<'a> {
             }
         };
         let conn = self.conn;
+        let definition = self.project.defs.load_fingerprint(source);
+        self.definition = definition.clone();
         let loaded_before = self.timings.time("skip check", || match conn {
-            Some(c) if !force => meta::loaded_files(c, &source.id),
+            Some(c) if !force => meta::loaded_files(c, &source.id, &definition),
             _ => Ok(Default::default()),
         });
+        if let (Some(c), false) = (conn, self.dry_run) {
+            if let Err(e) = meta::adopt_definition(c, &source.id, &definition) {
+                let e = anyhow::Error::new(e);
+                report.exit_code = exit_code(&e);
+                report.error = Some(format!("{e:#}"));
+                return report;
+            }
+        }
         // Files whose stat is what it was when they were hashed are not read again (as
         // git's index does); --force reads everything.
         let stats = match (conn, force) {
@@ -292,9 +311,11 @@ impl<'a> Pipeline<'a> {
                 }
             };
             let loaded = match &loaded_before {
-                Ok(set) => Ok(set.contains(&hash)),
+                Ok(set) => Ok(set.current.contains(&hash)),
                 Err(e) => Err(VaultError::Refused(format!("{e:#}"))),
             };
+            // Loaded before, under another definition: loaded again, and said so.
+            let reload = matches!(&loaded_before, Ok(set) if set.any.contains(&hash));
             if let (Ok(true), true, Some(stat)) = (&loaded, hashed_now, stat) {
                 restat.push((name.clone(), hash.clone(), stat));
             }
@@ -310,6 +331,7 @@ impl<'a> Pipeline<'a> {
                         original: stat.map(|s| (path.clone(), s)),
                         copy_from: stat.is_none().then(|| path.clone()),
                         replay: None,
+                        reload,
                     },
                     path,
                 )),
@@ -478,6 +500,7 @@ impl<'a> Pipeline<'a> {
     /// Replay one unit the lake's manifest lists, with the `load_ts` and satellite name it
     /// had. The lake's copy is what is read.
     pub fn replay(&mut self, source: &Source, load: &LoadEntry) -> UnitReport {
+        self.definition = self.project.defs.load_fingerprint(source);
         let size = std::fs::metadata(self.project.lake.path_of(&load.hash))
             .map(|m| m.len())
             .unwrap_or(0);
@@ -488,6 +511,7 @@ impl<'a> Pipeline<'a> {
             original: None,
             copy_from: None,
             replay: Some((load.load_ts, load.satellite.clone())),
+            reload: false,
         };
         let path = self.project.lake.path_of(&load.hash);
         let mut report = SourceReport::new(&source.id);
@@ -529,6 +553,7 @@ impl<'a> Pipeline<'a> {
             size: input.size,
             load_ts,
             satellite_name,
+            definition: self.definition.clone(),
         };
         let state = match self.saved_state(source) {
             Ok(s) => s,
@@ -598,6 +623,7 @@ impl<'a> Pipeline<'a> {
                     counts: Some(counts),
                     error: None,
                     exit_code: EXIT_OK,
+                    definition_changed: input.reload,
                 }
             }
             Err((e, rows_read)) => {
@@ -621,6 +647,7 @@ impl<'a> Pipeline<'a> {
             size: input.size,
             load_ts: Utc::now(),
             satellite_name: None,
+            definition: self.definition.clone(),
         };
         let counts = LoadCounts {
             rows_read,

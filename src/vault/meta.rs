@@ -25,6 +25,7 @@ CREATE TABLE IF NOT EXISTS meta.loads (
     changed_rows BIGINT, unchanged_rows BIGINT, rejected_rows BIGINT, duplicate_keys BIGINT,
     status VARCHAR NOT NULL, error VARCHAR, loaded_at TIMESTAMPTZ);
 ALTER TABLE meta.loads ADD COLUMN IF NOT EXISTS load_ts TIMESTAMPTZ;
+ALTER TABLE meta.loads ADD COLUMN IF NOT EXISTS definition VARCHAR;
 CREATE TABLE IF NOT EXISTS meta.files (
     file_hash VARCHAR NOT NULL, source VARCHAR NOT NULL, original_path VARCHAR, size BIGINT,
     first_seen TIMESTAMPTZ, last_seen TIMESTAMPTZ);
@@ -96,6 +97,9 @@ pub struct Unit {
     pub load_ts: DateTime<Utc>,
     /// The name a satellite it creates takes, when a rebuild knows it.
     pub satellite_name: Option<String>,
+    /// The fingerprint of the source's definition it is loaded under
+    /// (`Definitions::load_fingerprint`).
+    pub definition: String,
 }
 
 /// A satellite column as recorded in `meta.satellites.columns`.
@@ -292,8 +296,8 @@ pub fn record_load(
     conn.prepare_cached(
         "INSERT INTO meta.loads (run_id, source, file_hash, path, satellite, rows_read, \
          new_keys, new_rows, changed_rows, unchanged_rows, rejected_rows, duplicate_keys, \
-         status, error, loaded_at, load_ts) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), ?::TIMESTAMPTZ)",
+         status, error, loaded_at, load_ts, definition) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), ?::TIMESTAMPTZ, ?)",
     )
     .and_then(|mut insert| {
         insert.execute(params![
@@ -312,6 +316,7 @@ pub fn record_load(
             status.as_str(),
             error,
             load_ts,
+            unit.definition,
         ])
     })
     .map_err(VaultError::db("cannot record the load"))?;
@@ -402,16 +407,55 @@ pub fn loaded_units(conn: &Connection, after_run: i64) -> Result<Vec<LoadRecord>
         .collect()
 }
 
-/// The hashes of every unit this source has loaded.
-pub fn loaded_files(conn: &Connection, source: &str) -> Result<HashSet<String>, VaultError> {
+/// The units a source has loaded: under its current definition, and under any.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// Hashes loaded under the definition given.
+    pub current: HashSet<String>,
+    /// Hashes loaded under any definition.
+    pub any: HashSet<String>,
+}
+
+/// The hashes of every unit this source has loaded, split by whether they were loaded
+/// under `definition`. Loads from before definitions were recorded count as loaded under
+/// it, so an upgrade reloads nothing (`adopt_definition` then records it with them).
+pub fn loaded_files(
+    conn: &Connection,
+    source: &str,
+    definition: &str,
+) -> Result<Loaded, VaultError> {
     let mut stmt = conn
-        .prepare("SELECT DISTINCT file_hash FROM meta.loads WHERE source = ? AND status = 'loaded'")
+        .prepare(
+            "SELECT file_hash, bool_or(coalesce(definition = ?, true)) FROM meta.loads \
+             WHERE source = ? AND status = 'loaded' GROUP BY file_hash",
+        )
         .map_err(VaultError::db("cannot read meta.loads"))?;
-    let hashes = stmt
-        .query_map(params![source], |r| r.get::<_, String>(0))
-        .and_then(|rows| rows.collect::<Result<HashSet<_>, _>>())
-        .map_err(VaultError::db("cannot read meta.loads"));
-    hashes
+    let rows: Vec<(String, bool)> = stmt
+        .query_map(params![definition, source], |r| Ok((r.get(0)?, r.get(1)?)))
+        .and_then(|rows| rows.collect())
+        .map_err(VaultError::db("cannot read meta.loads"))?;
+    let mut loaded = Loaded::default();
+    for (hash, current) in rows {
+        if current {
+            loaded.current.insert(hash.clone());
+        }
+        loaded.any.insert(hash);
+    }
+    Ok(loaded)
+}
+
+/// Record `definition` with the loads of `source` from before definitions were recorded.
+pub fn adopt_definition(
+    conn: &Connection,
+    source: &str,
+    definition: &str,
+) -> Result<(), VaultError> {
+    conn.execute(
+        "UPDATE meta.loads SET definition = ? WHERE source = ? AND definition IS NULL",
+        params![definition, source],
+    )
+    .map(|_| ())
+    .map_err(VaultError::db("cannot update meta.loads"))
 }
 
 /// Rows per byte of the units this source has loaded; 0 when it has loaded none.

@@ -734,3 +734,41 @@ fn which(name: &str) -> Result<std::path::PathBuf, ()> {
         .find(|p| p.is_file())
         .ok_or(())
 }
+
+/// Issue 10: editing a source's definition left its files `skipped` while `check` failed.
+#[test]
+fn a_changed_definition_reloads_the_files_and_says_so() {
+    let p = Project::tx();
+    p.file("in/bank/jan.csv", BANK_V1);
+    p.sync().code(0);
+    // A comment changes nothing that shapes the load.
+    p.file(
+        "sources/bank.toml",
+        format!("# the giro account\n{}", crate::common::BANK_SOURCE),
+    );
+    p.sync().code(0).stdout_has(&["skipped    in/bank/jan.csv"]);
+    // A reader option does: the file is loaded again, and nothing new is added.
+    p.file(
+        "sources/bank.toml",
+        format!("{}decimal_separator = \".\"\n", crate::common::BANK_SOURCE),
+    );
+    let out = p.sync().code(0);
+    assert!(
+        out.stdout
+            .contains("loaded     in/bank/jan.csv  (definition changed)  rows 3  new keys 0  new 0  changed 0  unchanged 3"),
+        "{}",
+        out.stdout
+    );
+    p.sync().code(0).stdout_has(&["skipped    in/bank/jan.csv"]);
+    assert_eq!(p.int("SELECT count(*) FROM main.bank"), 3);
+    // A mapping the file does not satisfy now fails sync as it fails check.
+    p.file(
+        "sources/bank.toml",
+        crate::common::BANK_SOURCE.replace("amount = \"Amount\"", "amount = \"Betrag\""),
+    );
+    p.run(&["check"]).code(1);
+    p.sync()
+        .code(1)
+        .stderr_has(&["`Betrag` is missing from `in/bank/jan.csv`"]);
+    assert_eq!(p.int("SELECT count(*) FROM main.bank"), 3);
+}
