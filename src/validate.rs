@@ -408,12 +408,23 @@ fn iso_date(b: &[u8]) -> Option<NaiveDate> {
 
 fn parse_timestamp(s: &str, format: &ValueFormat) -> Result<i64, String> {
     if let Some(fmt) = format.timestamp_format.as_deref() {
-        return NaiveDateTime::parse_from_str(s, fmt)
-            .map(|t| t.and_utc().timestamp_micros())
-            .map_err(|_| format!("is not a timestamp in the format `{fmt}`"));
+        // A format with an offset (`%z`, `%:z`, `%#z`) gives an instant, kept as UTC;
+        // parsing it as a naive time would drop the offset.
+        let parsed = if has_offset(fmt) {
+            DateTime::parse_from_str(s, fmt).map(|t| t.timestamp_micros())
+        } else {
+            NaiveDateTime::parse_from_str(s, fmt).map(|t| t.and_utc().timestamp_micros())
+        };
+        return parsed.map_err(|_| format!("is not a timestamp in the format `{fmt}`"));
     }
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.timestamp_micros());
+    }
+    // ISO 8601 with a space, and an offset written `+02:00`, `+0200` or ` -0700`.
+    for fmt in ["%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f %#z"] {
+        if let Ok(t) = DateTime::parse_from_str(s, fmt) {
+            return Ok(t.timestamp_micros());
+        }
     }
     for fmt in [
         "%Y-%m-%dT%H:%M:%S%.f",
@@ -436,9 +447,53 @@ fn parse_timestamp(s: &str, format: &ValueFormat) -> Result<i64, String> {
     Err("is not an ISO 8601 timestamp (set `timestamp_format` in the source)".into())
 }
 
+/// Whether a chrono format has an offset specifier (`%z`, `%:z`, `%::z`, `%#z`).
+fn has_offset(fmt: &str) -> bool {
+    ["%z", "%:z", "%::z", "%:::z", "%#z"]
+        .iter()
+        .any(|spec| fmt.contains(spec))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 10: `2017-09-29 15:40:00 -0700` was stored as 15:40.
+    #[test]
+    fn offsets_keep_the_instant_in_utc() {
+        let mut f = ValueFormat {
+            timestamp_format: Some("%Y-%m-%d %H:%M:%S %z".into()),
+            ..ValueFormat::default()
+        };
+        let utc_2240 = NaiveDate::from_ymd_opt(2017, 9, 29)
+            .and_then(|d| d.and_hms_opt(22, 40, 0))
+            .expect("time")
+            .and_utc()
+            .timestamp_micros();
+        assert_eq!(
+            parse_timestamp("2017-09-29 15:40:00 -0700", &f),
+            Ok(utc_2240)
+        );
+        f.timestamp_format = Some("%d.%m.%Y %H:%M%:z".into());
+        assert_eq!(parse_timestamp("29.09.2017 23:40+01:00", &f), Ok(utc_2240));
+        // Without a format: ISO 8601 with a space and an offset.
+        let iso = ValueFormat::default();
+        assert_eq!(
+            parse_timestamp("2017-09-29 15:40:00-07:00", &iso),
+            Ok(utc_2240)
+        );
+        assert_eq!(
+            parse_timestamp("2017-09-29 15:40:00 -0700", &iso),
+            Ok(utc_2240)
+        );
+        // A format without an offset still reads the time as written.
+        f.timestamp_format = Some("%d.%m.%Y %H:%M".into());
+        assert_eq!(
+            parse_timestamp("29.09.2017 22:40", &f),
+            Ok(utc_2240),
+            "naive times are taken as UTC"
+        );
+    }
 
     #[test]
     fn the_iso_date_fast_path_agrees_with_chrono() {
