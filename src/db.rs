@@ -121,6 +121,27 @@ impl Drop for Transaction<'_> {
     }
 }
 
+/// DuckDB's folder for what it writes out beyond `memory_limit`: `<vault>.tmp`.
+pub fn spill_dir(path: &Path) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".tmp");
+    std::path::PathBuf::from(name)
+}
+
+/// Remove a spill folder a killed process left. Call only while holding the vault open
+/// for writing, before any load.
+pub fn remove_spill(path: &Path) -> Result<(), VaultError> {
+    let dir = spill_dir(path);
+    match std::fs::remove_dir_all(&dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(VaultError::Io {
+            context: format!("cannot remove DuckDB's leftover folder `{}`", dir.display()),
+            source,
+        }),
+    }
+}
+
 /// Apply `[duckdb]` settings of ingestor.toml to a connection.
 pub fn configure(conn: &Connection, settings: &DuckdbConfig) -> Result<(), VaultError> {
     // Satellite rows carry their own position (row_number); their order in the table means

@@ -615,6 +615,36 @@ impl Lake {
         Ok(out)
     }
 
+    /// Remove temporary files a killed copy left in the lake (`.tmp…`, an hour old or
+    /// more: a younger one may be another vault's copy in flight). Best effort.
+    pub fn remove_stale_temp_files(&self) {
+        let stale = |p: &Path| {
+            let old = std::fs::metadata(p)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age.as_secs() >= 3600);
+            let temp = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(".tmp"));
+            temp && old
+        };
+        let Ok(dirs) = fs::read_dir(&self.root) else {
+            return;
+        };
+        for dir in dirs.flatten().filter(|d| d.path().is_dir()) {
+            let Ok(files) = fs::read_dir(dir.path()) else {
+                continue;
+            };
+            for f in files.flatten() {
+                if stale(&f.path()) {
+                    let _ = fs::remove_file(f.path());
+                }
+            }
+        }
+    }
+
     /// Every object file in the lake (hidden temporary files left out).
     fn object_paths(&self) -> Result<Vec<PathBuf>, VaultError> {
         let io = |source| VaultError::Io {

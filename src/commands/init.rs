@@ -41,7 +41,7 @@ const SAMPLE: &str =
     "Date,Amount,Description\n2026-01-02,-4.20,Coffee\n2026-01-03,1500.00,Salary\n";
 
 const GITIGNORE: &str =
-    "ingestor.duckdb\ningestor.duckdb.wal\ningestor.duckdb.bak\ningestor.rebuilding.duckdb*\nlake/\n";
+    "ingestor.duckdb\ningestor.duckdb.wal\ningestor.duckdb.tmp/\ningestor.duckdb.bak\ningestor.rebuilding.duckdb*\nlake/\n";
 
 /// Run `init`.
 pub fn run(cli: &Cli, dir: Option<&Path>) -> anyhow::Result<i32> {

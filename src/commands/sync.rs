@@ -42,7 +42,12 @@ pub fn run(cli: &Cli, args: &SyncArgs) -> anyhow::Result<i32> {
     };
     timings.add("open vault", started.elapsed());
     let run_id = match (&conn, plan.dry_run) {
-        (Some(c), false) => Some(meta::start_run(c, "sync")?),
+        (Some(c), false) => {
+            // Runs left `running` by a killed process end as `interrupted`.
+            meta::mark_interrupted(c)?;
+            plan.project.lake.remove_stale_temp_files();
+            Some(meta::start_run(c, "sync")?)
+        }
         _ => None,
     };
     let progress = progress_bar(cli.quiet || args.json);

@@ -581,6 +581,18 @@ pub fn forget_source(conn: &Connection, source: &str) -> Result<(), VaultError> 
     Ok(())
 }
 
+/// Mark runs still `running` as `interrupted`: called by a process that holds the vault's
+/// write lock, which no running run can then hold (it was killed, or its machine went
+/// down). The number of runs marked.
+pub fn mark_interrupted(conn: &Connection) -> Result<usize, VaultError> {
+    conn.execute(
+        "UPDATE meta.runs SET status = 'interrupted', finished_at = coalesce(finished_at, now()) \
+         WHERE status = 'running'",
+        [],
+    )
+    .map_err(VaultError::db("cannot update meta.runs"))
+}
+
 /// Start a run: a `meta.runs` row, committed at once so that even a crashed run is listed.
 pub fn start_run(conn: &Connection, command: &str) -> Result<i64, VaultError> {
     conn.query_row(

@@ -26,6 +26,9 @@ pub fn open_for_writing(
     hasher: &RecipeHasher,
 ) -> anyhow::Result<Connection> {
     let conn = crate::db::open(database)?;
+    // This process holds the vault's lock now: DuckDB's spill folder, if one is left,
+    // is from a process that was killed.
+    crate::db::remove_spill(database)?;
     crate::db::configure(&conn, &defs.project.duckdb)?;
     feed::register(&conn).map_err(VaultError::db("cannot configure DuckDB"))?;
     ddl::ensure(&conn, defs, hasher)?;

@@ -491,6 +491,13 @@ fn a_killed_sync_leaves_no_trace_and_the_next_one_finishes_the_work() {
         let _ = child.wait();
         p.sync().code(0);
         assert_eq!(fingerprint(&p), want, "after a kill at {delay_ms} ms");
+        // The killed run is not left `running`, and DuckDB's spill folder is gone.
+        assert_eq!(
+            p.int("SELECT count(*) FROM meta.runs WHERE status = 'running'"),
+            0,
+            "after a kill at {delay_ms} ms"
+        );
+        assert!(!p.path("ingestor.duckdb.tmp").exists());
         // The lake's manifest was kept whole too: the lake alone gives the same vault.
         p.run(&["lake", "verify"]).code(0);
         std::fs::remove_file(p.path("ingestor.duckdb")).expect("remove vault");
@@ -771,4 +778,38 @@ fn a_changed_definition_reloads_the_files_and_says_so() {
         .code(1)
         .stderr_has(&["`Betrag` is missing from `in/bank/jan.csv`"]);
     assert_eq!(p.int("SELECT count(*) FROM main.bank"), 3);
+}
+
+/// Issue 10: a run killed by Ctrl-C or SIGTERM stayed `running`, and DuckDB's spill
+/// folder stayed beside the vault.
+#[test]
+fn the_next_sync_ends_a_dead_run_and_removes_what_it_left() {
+    let p = Project::tx();
+    p.file("in/bank/jan.csv", BANK_V1);
+    p.sync().code(0);
+    // What a killed sync leaves: its run row, DuckDB's spill folder, a lake temp file.
+    p.db()
+        .execute_batch(
+            "INSERT INTO meta.runs (run_id, command, started_at, status) \
+             VALUES (2, 'sync', now(), 'running')",
+        )
+        .expect("a dead run");
+    p.file("ingestor.duckdb.tmp/duckdb_temp_storage-0.tmp", b"spilled");
+    let hash = blake3::hash(BANK_V1.as_bytes()).to_hex().to_string();
+    let temp = p.path(&format!("lake/{}/.tmpAbC123", &hash[..2]));
+    std::fs::write(&temp, b"half a copy").expect("temp");
+    let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    std::fs::File::options()
+        .write(true)
+        .open(&temp)
+        .and_then(|f| f.set_modified(an_hour_ago))
+        .expect("age the temp file");
+    p.sync().code(0);
+    assert_eq!(
+        p.texts("SELECT status FROM meta.runs ORDER BY run_id"),
+        ["ok", "interrupted", "ok"]
+    );
+    assert!(!p.path("ingestor.duckdb.tmp").exists());
+    assert!(!temp.exists());
+    p.run(&["runs"]).code(0).stdout_has(&["interrupted"]);
 }
