@@ -136,6 +136,23 @@ impl CsvConfig {
         }
     }
 
+    /// The options a text file named `.xls` is read with by the excel reader: sniffed
+    /// delimiter, encoding by BOM or per value, the excel source's date formats.
+    pub fn for_text_named_xls(excel: &super::ExcelConfig) -> CsvConfig {
+        CsvConfig {
+            path: excel.path.clone(),
+            delimiter: None,
+            quote: None,
+            // `header_row` counts rows as a spreadsheet shows them: lines, here.
+            skip_rows: excel.header_row.map_or(0, |r| r.saturating_sub(1) as usize),
+            encoding: None,
+            decimal_separator: None,
+            thousands_separator: None,
+            date_format: excel.date_format.clone(),
+            timestamp_format: excel.timestamp_format.clone(),
+        }
+    }
+
     /// How this source writes numbers and dates.
     pub fn value_format(&self) -> ValueFormat {
         let dec = one_char("", &self.decimal_separator).ok().flatten();

@@ -87,7 +87,27 @@ impl ReaderKind for ExcelConfig {
     }
 
     fn open(&self, ctx: &OpenContext<'_>) -> Result<Box<dyn InputReader>, ReadError> {
-        Ok(Box::new(ExcelReader::open(self, ctx.path, ctx.name)?))
+        let ext = extension(ctx.name);
+        match content_of(ctx.path, ctx.name)? {
+            // Banks export CSV under a `.xls` name; Excel opens it, so must we.
+            Content::Text if ext == "xls" => {
+                if self.sheet.is_some() || self.sheets.is_some() || self.range.is_some() {
+                    return Err(read_error(
+                        ctx.name,
+                        "is text (CSV), not a workbook, so `sheet`, `sheets` and `range` do \
+                         not apply; read it with `type = \"csv\"`"
+                            .into(),
+                    ));
+                }
+                let csv = super::CsvConfig::for_text_named_xls(self);
+                Ok(Box::new(super::CsvReader::open(&csv, ctx.path, ctx.name)?))
+            }
+            Content::Unsupported(what) => Err(read_error(
+                ctx.name,
+                format!("is {what}, which cannot be read; open it in a spreadsheet program and save it as .xlsx"),
+            )),
+            _ => Ok(Box::new(ExcelReader::open(self, ctx.path, ctx.name)?)),
+        }
     }
 }
 
@@ -321,6 +341,79 @@ fn read_error(name: &str, message: String) -> ReadError {
     }
 }
 
+/// What a file holds, from its first bytes, whatever its name says.
+#[derive(Debug, PartialEq)]
+enum Content {
+    /// A zip: xlsx, xlsm, xlsb or ods.
+    Zip,
+    /// An OLE compound file: xls (BIFF5/8), or an encrypted xlsx.
+    Ole,
+    /// Plain text, such as CSV.
+    Text,
+    /// A format calamine cannot read, described.
+    Unsupported(&'static str),
+    /// Nothing recognised: let the readers try and say why they fail.
+    Unknown,
+}
+
+/// The lower-case ending of a file name.
+fn extension(name: &str) -> String {
+    Path::new(name)
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default()
+}
+
+/// Look at the first 4 KiB of a file.
+fn content_of(path: &Path, name: &str) -> Result<Content, ReadError> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(4096);
+    File::open(path)
+        .and_then(|f| f.take(4096).read_to_end(&mut head))
+        .map_err(|source| ReadError::Io {
+            path: name.to_string(),
+            source,
+        })?;
+    Ok(classify(&head))
+}
+
+fn classify(head: &[u8]) -> Content {
+    if head.starts_with(b"PK\x03\x04") {
+        return Content::Zip;
+    }
+    if head.starts_with(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]) {
+        return Content::Ole;
+    }
+    // A BIFF2, 3 or 4 BOF record (0x0009, 0x0209, 0x0409) outside an OLE file: the
+    // workbooks of Excel 2.x to 4.x.
+    if head.len() >= 4 && matches!(head[..2], [0x09, 0x00] | [0x09, 0x02] | [0x09, 0x04]) {
+        return Content::Unsupported("an Excel 2.x to 4.x workbook (BIFF2-4)");
+    }
+    let text = String::from_utf8_lossy(head);
+    let start = text
+        .trim_start_matches('\u{feff}')
+        .trim_start()
+        .to_ascii_lowercase();
+    if start.starts_with("<?xml") && text.contains("urn:schemas-microsoft-com:office:spreadsheet") {
+        return Content::Unsupported("an Excel 2003 XML spreadsheet (SpreadsheetML)");
+    }
+    if start.starts_with("<!doctype html")
+        || start.starts_with("<html")
+        || start.starts_with("<table")
+    {
+        return Content::Unsupported("an HTML page (a table saved under a spreadsheet name)");
+    }
+    let printable = head
+        .iter()
+        .filter(|&&b| b >= 0x20 || matches!(b, b'\t' | b'\n' | b'\r'))
+        .count();
+    if !head.is_empty() && !head.contains(&0) && printable * 100 >= head.len() * 95 {
+        return Content::Text;
+    }
+    Content::Unknown
+}
+
 /// Open the workbook with the reader its original file name calls for.
 fn sheets_of(path: &Path, name: &str) -> Result<Vec<(String, Range<Data>)>, ReadError> {
     if let Err(source) = File::open(path) {
@@ -329,11 +422,7 @@ fn sheets_of(path: &Path, name: &str) -> Result<Vec<(String, Range<Data>)>, Read
             source,
         });
     }
-    let ext = Path::new(name)
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase)
-        .unwrap_or_default();
+    let ext = extension(name);
     let explain = |e: String| {
         let lower = e.to_lowercase();
         let message = if lower.contains("password") || lower.contains("encrypt") {
@@ -376,7 +465,13 @@ fn sheets_of(path: &Path, name: &str) -> Result<Vec<(String, Range<Data>)>, Read
                 .and_then(all),
         }
     };
-    let result = match ext.as_str() {
+    // The content decides where it is plain: a real workbook under the wrong ending.
+    let detected = content_of(path, name)?;
+    let ext_kind = match (&detected, ext.as_str()) {
+        (Content::Zip, "xls" | "xla") => "xlsx",
+        _ => ext.as_str(),
+    };
+    let result = match ext_kind {
         "xlsx" | "xlsm" | "xlam" => open("xlsx"),
         "xlsb" => open("xlsb"),
         "xls" | "xla" => open("xls"),

@@ -232,3 +232,50 @@ fn protected_truncated_and_foreign_files_fail_their_unit_with_exit_3() {
         );
     }
 }
+
+/// Issue 10: files named `.xls` that are really something else got "Invalid OLE signature".
+#[test]
+fn an_xls_name_is_read_for_what_the_file_really_is() {
+    // A CSV export named .xls, as banks send them: read as CSV.
+    let p = project("", "");
+    p.file(
+        "in/export.xls",
+        "Date;Amount;Description\n2026-01-02;-3.50;Coffee\n2026-01-03;-4.75;Bus\n",
+    );
+    p.sync().code(0).stdout_has(&["loaded     in/export.xls"]);
+    assert_eq!(
+        p.texts("SELECT amount::VARCHAR FROM main.tx ORDER BY date"),
+        ["-3.50", "-4.75"]
+    );
+    assert_eq!(
+        p.texts("SELECT \"row_number\"::VARCHAR FROM main.stmt ORDER BY 1"),
+        ["2", "3"]
+    );
+    // A real xlsx under an .xls name: read as the workbook it is.
+    let p = project("", "");
+    p.file("in/statement.xls", fixture("statement.xlsx"));
+    p.sync().code(0);
+    assert_eq!(rows(&p), JANUARY);
+    // Formats that cannot be read are named.
+    for (bytes, says) in [
+        (
+            b"<html><body><table><tr><td>Date</td></tr></table></body></html>".to_vec(),
+            "is an HTML page",
+        ),
+        (
+            b"<?xml version=\"1.0\"?>\n<Workbook xmlns=\"urn:schemas-microsoft-com:office:spreadsheet\">"
+                .to_vec(),
+            "is an Excel 2003 XML spreadsheet",
+        ),
+        (
+            vec![0x09, 0x00, 0x04, 0x00, 0x02, 0x00, 0x10, 0x00, 0x01, 0x00],
+            "is an Excel 2.x to 4.x workbook",
+        ),
+    ] {
+        let p = project("", "");
+        p.file("in/old.xls", bytes);
+        p.sync()
+            .code(3)
+            .stderr_has(&["in/old.xls", says, "save it as .xlsx"]);
+    }
+}
