@@ -1,13 +1,16 @@
 //! The vault opens in an official DuckDB 1.5 client (the `duckdb<2` Python package).
 //!
-//! CI installs the package; elsewhere these tests say they were skipped when it is missing.
+//! Without the package these tests fail, saying how to install it; they are skipped only
+//! when asked (`INGESTOR_SKIP_COMPAT=1`), and then say so on the terminal. A test that
+//! passes without having checked anything would hide exactly the break it exists for.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use crate::common::Project;
 
-/// Whether `python3 -c "import duckdb"` works and is a 1.x client. In CI it must.
+/// Whether `python3 -c "import duckdb"` works and is a 1.x client. Missing, it fails the
+/// test unless INGESTOR_SKIP_COMPAT is set.
 fn duckdb_15_available() -> bool {
     let out = Command::new("python3")
         .args(["-c", "import duckdb; print(duckdb.__version__)"])
@@ -19,11 +22,20 @@ fn duckdb_15_available() -> bool {
     match version {
         Some(v) if v.starts_with("1.") => true,
         other => {
+            let skip = std::env::var_os("INGESTOR_SKIP_COMPAT").is_some_and(|v| v != "0");
             assert!(
-                std::env::var_os("CI").is_none(),
-                "CI must provide the DuckDB 1.x Python client (pip install 'duckdb<2'), found {other:?}"
+                skip && std::env::var_os("CI").is_none(),
+                "these tests need the DuckDB 1.x Python client (pip install 'duckdb<2'), found \
+                 {other:?}; set INGESTOR_SKIP_COMPAT=1 to skip them (never in CI)"
             );
-            eprintln!("skipped: no DuckDB 1.x Python client ({other:?})");
+            // Past the test harness's capture, so that a skip is seen.
+            if let Ok(mut tty) = std::fs::OpenOptions::new().write(true).open("/dev/tty") {
+                let _ = std::io::Write::write_all(
+                    &mut tty,
+                    format!("SKIPPED: DuckDB 1.5 compatibility test, no 1.x Python client ({other:?})\n")
+                        .as_bytes(),
+                );
+            }
             false
         }
     }
