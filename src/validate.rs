@@ -300,37 +300,166 @@ fn parse_column(
 }
 
 /// Digits of a number with the source's separators normalised to plain `-123.45`.
-fn plain_number(s: &str, format: &ValueFormat) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if Some(c) == format.thousands_separator {
+/// Currency signs that may stand before or after an amount.
+const CURRENCY_SIGNS: &str = "$€£¥₹₽₩₪₫₺₴₦₱฿¢₡₵₲₭₮₸₼₾";
+
+/// A number as people print it, as plain text for Rust's parsers: `-1234.5`. Accepted
+/// around the digits: currency signs and codes (`€`, `CHF`, `د.ا.`), any spaces (also
+/// no-break and narrow ones), a sign in front or a trailing minus (`1.150,00-`),
+/// parentheses for a negative (`(12.00)`), and `CR`/`DR` after it (credit positive,
+/// debit negative). Inside: the format's separators, apostrophes as thousands separators
+/// (`11'373.94`), spaces. `None` when anything else is left.
+fn plain_number(s: &str, format: &ValueFormat) -> Option<String> {
+    // Most values are plain (`-1234.50`): no symbols to look for, no characters to collect.
+    let bytes = s.as_bytes();
+    let plain = bytes.last().is_some_and(u8::is_ascii_digit)
+        && bytes.iter().enumerate().all(|(i, &b)| {
+            b.is_ascii_digit()
+                || (i == 0 && (b == b'-' || b == b'+'))
+                || char::from(b) == format.decimal_separator
+                || Some(char::from(b)) == format.thousands_separator
+        });
+    if plain {
+        let mut out = String::with_capacity(s.len());
+        for (i, c) in s.chars().enumerate() {
+            if c == format.decimal_separator {
+                out.push('.');
+            } else if Some(c) != format.thousands_separator && !(i == 0 && c == '+') {
+                out.push(c);
+            }
+        }
+        return Some(out);
+    }
+    let mut text: &str = s.trim();
+    let mut negative = false;
+    let mut signs = 0;
+    // Parentheses around the whole value.
+    if let Some(inner) = text.strip_prefix('(').and_then(|t| t.strip_suffix(')')) {
+        negative = true;
+        signs += 1;
+        text = inner.trim();
+    }
+    // Credit / debit marks.
+    let upper_end = text
+        .get(text.len().saturating_sub(2)..)
+        .map(str::to_ascii_uppercase);
+    if let Some(mark) = upper_end.filter(|m| m == "CR" || m == "DR") {
+        let rest = text[..text.len() - 2].trim_end();
+        if rest.ends_with(|c: char| c.is_ascii_digit()) {
+            negative ^= mark == "DR";
+            signs += 1;
+            text = rest;
+        }
+    }
+    let strip_currency = |t: &str, from_start: bool| -> (String, bool) {
+        let chars: Vec<char> = if from_start {
+            t.chars().collect()
+        } else {
+            t.chars().rev().collect()
+        };
+        let mut cut = 0;
+        let mut minus = false;
+        while cut < chars.len() {
+            let c = chars[cut];
+            let letter_dot = c == '.'
+                && if from_start {
+                    cut > 0 && chars[cut - 1].is_alphabetic()
+                } else {
+                    chars.get(cut + 1).is_some_and(|n| n.is_alphabetic())
+                };
+            if c.is_alphabetic() || CURRENCY_SIGNS.contains(c) || c.is_whitespace() || letter_dot {
+                cut += 1;
+            } else if c == '-'
+                && !minus
+                && from_start
+                && chars[cut + 1..]
+                    .iter()
+                    .any(|c| !c.is_ascii_digit() && !c.is_whitespace())
+            {
+                // `-€12` or `€ -12`: the sign may stand on either side of the sign.
+                minus = true;
+                cut += 1;
+            } else {
+                break;
+            }
+        }
+        // One letter right against the digits (`12a`) is a typo, not a currency (`R 12`).
+        let letters = chars[..cut].iter().filter(|c| c.is_alphabetic()).count();
+        if letters == 1 && cut > 0 && !chars[cut - 1].is_whitespace() {
+            return (t.to_string(), false);
+        }
+        let kept: String = if from_start {
+            chars[cut..].iter().collect()
+        } else {
+            chars[cut..].iter().rev().collect()
+        };
+        (kept, minus)
+    };
+    let (front, minus_front) = strip_currency(text, true);
+    let (core, _) = strip_currency(&front, false);
+    let mut core = core.as_str();
+    if minus_front {
+        negative ^= true;
+        signs += 1;
+    }
+    if let Some(rest) = core.strip_prefix('-') {
+        negative ^= true;
+        signs += 1;
+        core = rest;
+    } else if let Some(rest) = core.strip_prefix('+') {
+        signs += 1;
+        core = rest;
+    }
+    if let Some(rest) = core.strip_suffix('-') {
+        negative ^= true;
+        signs += 1;
+        core = rest;
+    }
+    if signs > 1 || core.is_empty() {
+        return None;
+    }
+    let mut out = String::with_capacity(core.len() + 1);
+    if negative {
+        out.push('-');
+    }
+    for c in core.chars() {
+        if Some(c) == format.thousands_separator
+            || c.is_whitespace()
+            || matches!(c, '\'' | '’' | 'ʼ')
+        {
             continue;
         }
         if c == format.decimal_separator {
             out.push('.');
-        } else if c != '+' || !out.is_empty() {
+        } else if c.is_ascii_digit()
+            || c == '.' && format.decimal_separator == '.'
+            || matches!(c, 'e' | 'E' | '+' | '-')
+        {
             out.push(c);
+        } else {
+            return None;
         }
     }
-    out
+    Some(out)
 }
 
 fn parse_integer(s: &str, format: &ValueFormat) -> Result<i64, String> {
     plain_number(s, format)
-        .parse::<i64>()
-        .map_err(|_| "is not an integer".to_string())
+        .and_then(|n| n.parse::<i64>().ok())
+        .ok_or_else(|| "is not an integer".to_string())
 }
 
 fn parse_float(s: &str, format: &ValueFormat) -> Result<f64, String> {
     plain_number(s, format)
-        .parse::<f64>()
-        .map_err(|_| "is not a number".to_string())
+        .and_then(|n| n.parse::<f64>().ok())
+        .filter(|v| v.is_finite())
+        .ok_or_else(|| "is not a number".to_string())
 }
 
 /// Exact decimal parsing: the unscaled i128 for DECIMAL(p,s). More fractional digits than
 /// the scale is an error, never a rounding.
 fn parse_decimal(s: &str, precision: u8, scale: u8, format: &ValueFormat) -> Result<i128, String> {
-    let plain = plain_number(s, format);
+    let plain = plain_number(s, format).unwrap_or_default();
     let (negative, digits) = match plain.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, plain.as_str()),
@@ -457,6 +586,60 @@ fn has_offset(fmt: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 10: numbers as banks print them.
+    #[test]
+    fn amounts_as_people_print_them() {
+        let us = ValueFormat::default();
+        let de = ValueFormat {
+            decimal_separator: ',',
+            thousands_separator: Some('.'),
+            ..ValueFormat::default()
+        };
+        let dec = |s: &str, f: &ValueFormat| parse_decimal(s, 18, 2, f);
+        for (text, f, want) in [
+            ("11'373.94", &us, 1_137_394),
+            ("11’373.94", &us, 1_137_394),
+            ("1.150,00-", &de, -115_000),
+            ("(12.00)", &us, -1200),
+            ("(£12.00)", &us, -1200),
+            (
+                "£1,234.50",
+                &ValueFormat {
+                    thousands_separator: Some(','),
+                    ..ValueFormat::default()
+                },
+                123_450,
+            ),
+            ("-€12.30", &us, -1230),
+            ("€ -12.30", &us, -1230),
+            ("12.30 CHF", &us, 1230),
+            ("CHF\u{a0}12.30", &us, 1230),
+            ("1\u{202f}234,56 €", &de, 123_456),
+            ("د.ا. 12.50", &us, 1250),
+            ("12.50 د.ا.", &us, 1250),
+            ("12.00 CR", &us, 1200),
+            ("12.00DR", &us, -1200),
+            ("+5", &us, 500),
+            ("R 12.00", &us, 1200),
+            ("12 kr", &us, 1200),
+        ] {
+            assert_eq!(dec(text, f), Ok(want), "{text}");
+        }
+        for bad in [
+            "", "-", "12.3.4", "1-2", "--5", "(-5)", "5 DR-", "abc", "12,50", "12a", "x12",
+        ] {
+            assert!(dec(bad, &us).is_err(), "{bad} must not parse");
+        }
+        // Floats: no NaN or infinity slips in as a number.
+        assert_eq!(parse_float("(1.5)", &us), Ok(-1.5));
+        assert_eq!(parse_float("1e3", &us), Ok(1000.0));
+        for bad in ["NaN", "inf", "-inf", "1e400"] {
+            assert!(parse_float(bad, &us).is_err(), "{bad} must not parse");
+        }
+        assert_eq!(parse_integer("1'000", &us), Ok(1000));
+        assert_eq!(parse_integer("7-", &us), Ok(-7));
+    }
 
     /// Issue 10: `2017-09-29 15:40:00 -0700` was stored as 15:40.
     #[test]

@@ -340,14 +340,14 @@ fn bad_value_rejects_the_unit_naming_file_line_column_and_value() {
     for i in 0..20_000 {
         big.push_str(&format!("B{i},2026-01-01,1.00,x\n"));
     }
-    big.push_str("BX,2026-01-01,12 EUR,x\n");
+    big.push_str("BX,2026-01-01,1O.00,x\n");
     p.file("in/bank/bad.csv", &big);
     p.sync().code(1).stderr_has(&[
         "source `bank`",
         "in/bank/bad.csv",
         "line 20002",
         "column `Amount`",
-        "\"12 EUR\"",
+        "\"1O.00\"",
     ]);
     assert_eq!(p.int("SELECT count(*) FROM main.bank"), 3);
     assert_eq!(p.int("SELECT count(*) FROM vault.hub_tx"), 3);
@@ -651,14 +651,14 @@ fn a_bad_value_after_the_first_statement_leaves_nothing_of_the_unit() {
     p.file("in/bank/good.csv", BANK_V1);
     p.file(
         "in/bank/big.csv",
-        many_rows(TWO_STATEMENTS, "TX,2026-01-01,12 EUR,x\n"),
+        many_rows(TWO_STATEMENTS, "TX,2026-01-01,1O.00,x\n"),
     );
     let line = (TWO_STATEMENTS + 2).to_string();
     p.sync().code(1).stderr_has(&[
         "in/bank/big.csv",
         &format!("line {line}"),
         "column `Amount`",
-        "\"12 EUR\"",
+        "\"1O.00\"",
     ]);
     assert_eq!(p.int("SELECT count(*) FROM main.bank"), 3);
     assert_eq!(p.int("SELECT count(*) FROM vault.hub_tx"), 3);
@@ -812,4 +812,30 @@ fn the_next_sync_ends_a_dead_run_and_removes_what_it_left() {
     assert!(!p.path("ingestor.duckdb.tmp").exists());
     assert!(!temp.exists());
     p.run(&["runs"]).code(0).stdout_has(&["interrupted"]);
+}
+
+/// Issue 10: amounts as banks print them load as the numbers they are.
+#[test]
+fn amounts_with_currency_signs_and_banking_signs_load_exactly() {
+    let p = Project::tx();
+    p.file(
+        "in/bank/mixed.csv",
+        "id,Date,Amount,Memo\n\
+         A,2026-01-01,11'373.94,swiss\n\
+         B,2026-01-02,(12.00),parentheses\n\
+         C,2026-01-03,\"€ -4.50\",euro sign\n\
+         D,2026-01-04,1150.00-,trailing minus\n\
+         E,2026-01-05,7.25 DR,debit\n\
+         F,2026-01-06,CHF 3.10,code\n",
+    );
+    p.sync().code(0);
+    assert_eq!(
+        p.texts("SELECT amount::VARCHAR FROM main.tx ORDER BY date"),
+        ["11373.94", "-12.00", "-4.50", "-1150.00", "-7.25", "3.10"]
+    );
+    // The satellite keeps what the file said; the tag's typed field is the number.
+    assert_eq!(
+        p.texts("SELECT \"Memo\" FROM main.bank WHERE amount = -1150"),
+        ["trailing minus"]
+    );
 }
