@@ -17,7 +17,7 @@ use super::{InputBatch, InputReader, OpenContext, ReaderKind, ValueFormat, BATCH
 use crate::error::ReadError;
 
 /// `[reader] type = "csv"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CsvConfig {
     /// A file, a folder or a glob, relative to the project.
@@ -47,6 +47,50 @@ pub struct CsvConfig {
     /// chrono format of timestamps, such as `%d.%m.%Y %H:%M`.
     #[serde(default)]
     pub timestamp_format: Option<String>,
+    /// Whether the first line (after `skip_rows`) names the columns (default true).
+    #[serde(default)]
+    pub header: Option<bool>,
+    /// The columns' names when `header = false` (default `column_1`, `column_2`, …).
+    #[serde(default)]
+    pub columns: Option<Vec<String>>,
+    /// Rows that are not data, wherever they are: regular expressions matched against
+    /// the row's text (its fields joined by the delimiter), such as `'^Total'`.
+    #[serde(default)]
+    pub skip_rows_matching: Vec<String>,
+    /// Where the data ends: `"blank"` (the first blank line after data), or a regular
+    /// expression: the first row matching it, and every row after it, are not data.
+    #[serde(default)]
+    pub end: Option<String>,
+    /// Rows with another number of fields than the header: an error unless `"pad"`
+    /// (short rows get NULLs) or `"join"` (extra fields joined into the last column).
+    #[serde(default)]
+    pub ragged: Option<Ragged>,
+}
+
+/// `ragged` of a CSV source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ragged {
+    /// Short rows get NULLs for the fields they lack.
+    Pad,
+    /// Extra fields are joined, with the delimiter, into the last column.
+    Join,
+}
+
+/// Where a CSV source's data ends.
+#[derive(Debug, Clone)]
+enum End {
+    /// At the end of the file.
+    File,
+    /// At the first blank line after data.
+    Blank,
+    /// At the first row matching this.
+    Pattern(regex::Regex),
+}
+
+/// Compile a regular expression of option `key`.
+fn pattern(key: &str, text: &str) -> Result<regex::Regex, (String, String)> {
+    regex::Regex::new(text).map_err(|e| (key.to_string(), format!("not a regular expression: {e}")))
 }
 
 fn one_char(key: &str, value: &Option<String>) -> Result<Option<char>, (String, String)> {
@@ -113,7 +157,28 @@ impl CsvConfig {
             ));
         }
         self.decoding()?;
+        for p in &self.skip_rows_matching {
+            pattern("skip_rows_matching", p)?;
+        }
+        self.end()?;
+        if let (Some(true) | None, Some(_)) = (self.header, &self.columns) {
+            return Err((
+                "columns".into(),
+                "names the columns of a file without a header; add `header = false`".into(),
+            ));
+        }
+        if self.columns.as_ref().is_some_and(|c| c.is_empty()) {
+            return Err(("columns".into(), "expected at least one column name".into()));
+        }
         Ok(())
+    }
+
+    fn end(&self) -> Result<End, (String, String)> {
+        Ok(match self.end.as_deref() {
+            None => End::File,
+            Some("blank") => End::Blank,
+            Some(p) => End::Pattern(pattern("end", p)?),
+        })
     }
 
     fn decoding(&self) -> Result<Decoding, (String, String)> {
@@ -141,15 +206,11 @@ impl CsvConfig {
     pub fn for_text_named_xls(excel: &super::ExcelConfig) -> CsvConfig {
         CsvConfig {
             path: excel.path.clone(),
-            delimiter: None,
-            quote: None,
             // `header_row` counts rows as a spreadsheet shows them: lines, here.
             skip_rows: excel.header_row.map_or(0, |r| r.saturating_sub(1) as usize),
-            encoding: None,
-            decimal_separator: None,
-            thousands_separator: None,
             date_format: excel.date_format.clone(),
             timestamp_format: excel.timestamp_format.clone(),
+            ..CsvConfig::default()
         }
     }
 
@@ -299,6 +360,19 @@ pub struct CsvReader {
     line_offset: u64,
     fallback_1252: bool,
     done: bool,
+    /// The header as written (trimmed), to drop it where it is repeated.
+    header: Option<Vec<Vec<u8>>>,
+    /// The first row of a file without a header, read to count its fields.
+    pending: Option<csv::ByteRecord>,
+    /// Rows that are not data.
+    skip: Vec<regex::Regex>,
+    end: End,
+    ragged: Option<Ragged>,
+    delimiter: u8,
+    /// Whether a data row has been read (a blank line ends data only after one).
+    seen_data: bool,
+    /// The line after the last row read: a row starting later follows blank lines.
+    next_line: u64,
 }
 
 impl CsvReader {
@@ -373,19 +447,39 @@ impl CsvReader {
             inner: input,
             lines: lines.clone(),
         };
+        let with_header = config.header.unwrap_or(true);
         let mut reader = csv::ReaderBuilder::new()
-            .has_headers(true)
-            .flexible(false)
+            .has_headers(with_header)
+            // Rows of other lengths are this reader's to judge (`ragged`, totals, trailers).
+            .flexible(true)
             .delimiter(delimiter)
             .quote(quote)
             .buffer_capacity(1 << 16)
             .from_reader(counted);
         let line_offset = config.skip_rows as u64;
         let fallback_1252 = matches!(decoding, Decoding::Auto);
-        let header = reader
-            .byte_headers()
-            .map_err(|e| csv_error(name, line_offset, &lines, e))?
-            .clone();
+        let mut pending = None;
+        let header = if with_header {
+            reader
+                .byte_headers()
+                .map_err(|e| csv_error(name, line_offset, &lines, e))?
+                .clone()
+        } else {
+            // No header: the columns are named by the source, or counted on the first row.
+            let mut first = csv::ByteRecord::new();
+            let more = reader
+                .read_byte_record(&mut first)
+                .map_err(|e| csv_error(name, line_offset, &lines, e))?;
+            let names: Vec<String> = match &config.columns {
+                Some(names) => names.clone(),
+                None => (1..=first.len()).map(|i| format!("column_{i}")).collect(),
+            };
+            if more {
+                // Kept, and given out as the first row of data.
+                pending = Some(first);
+            }
+            csv::ByteRecord::from(names)
+        };
         if header.is_empty() || (header.len() == 1 && header[0].is_empty()) {
             return Err(invalid("has no header row".into()));
         }
@@ -416,6 +510,12 @@ impl CsvReader {
                 .map(|c| Field::new(c, DataType::Utf8, true))
                 .collect::<Vec<_>>(),
         ));
+        let skip = config
+            .skip_rows_matching
+            .iter()
+            .map(|p| pattern("skip_rows_matching", p))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|(_, m)| invalid(m))?;
         Ok(CsvReader {
             name: name.to_string(),
             reader,
@@ -426,6 +526,14 @@ impl CsvReader {
             line_offset,
             fallback_1252,
             done: false,
+            header: with_header.then(|| header.iter().map(|f| f.trim_ascii().to_vec()).collect()),
+            pending,
+            skip,
+            end: config.end().map_err(|(_, m)| invalid(m))?,
+            ragged: config.ragged,
+            delimiter,
+            seen_data: false,
+            next_line: line_offset + 1,
         })
     }
 }
@@ -448,21 +556,53 @@ impl InputReader for CsvReader {
             .collect();
         let mut rows = Vec::with_capacity(BATCH_ROWS);
         while rows.len() < BATCH_ROWS {
-            let more = self
-                .reader
-                .read_byte_record(&mut self.record)
-                .map_err(|e| csv_error(&self.name, self.line_offset, &self.lines, e))?;
-            if !more {
-                self.done = true;
-                break;
+            if let Some(first) = self.pending.take() {
+                self.record = first;
+            } else {
+                let more = self
+                    .reader
+                    .read_byte_record(&mut self.record)
+                    .map_err(|e| csv_error(&self.name, self.line_offset, &self.lines, e))?;
+                if !more {
+                    self.done = true;
+                    break;
+                }
             }
             let byte = self.record.position().map_or(0, |p| p.byte());
             let line =
                 self.line_offset + self.lines.lock().expect("line counter lock").line_of(byte);
-            // A blank line parses as one empty field: skip it rather than call it ragged.
-            if self.record.len() == 1 && self.record[0].is_empty() && self.columns.len() > 1 {
+            // The parser passes over blank lines; a gap in the line numbers shows them.
+            let after_blank = line > self.next_line;
+            self.next_line = line
+                + 1
+                + self
+                    .record
+                    .iter()
+                    .map(|f| memchr::memchr_iter(b'\n', f).count() as u64)
+                    .sum::<u64>();
+            if after_blank && matches!(self.end, End::Blank) && self.seen_data {
+                self.done = true;
+                break;
+            }
+            // A line of whitespace parses as one field: not data.
+            if self.record.len() == 1
+                && self.record[0].trim_ascii().is_empty()
+                && self.columns.len() > 1
+            {
                 continue;
             }
+            match self.row_kind() {
+                RowKind::End => {
+                    self.done = true;
+                    break;
+                }
+                RowKind::Skip => continue,
+                RowKind::Data => {}
+            }
+            if self.record.len() != self.columns.len() {
+                self.fit(line)?;
+            }
+            self.seen_data = true;
             for (i, (raw, builder)) in self.record.iter().zip(builders.iter_mut()).enumerate() {
                 let text = decode(raw, self.fallback_1252).ok_or_else(|| ReadError::Malformed {
                     path: self.name.clone(),
@@ -497,6 +637,80 @@ impl InputReader for CsvReader {
             rows,
             place: super::Place::Lines,
         }))
+    }
+}
+
+/// What a row read is.
+enum RowKind {
+    Data,
+    /// Not data: a repeated header, or a row `skip_rows_matching` names.
+    Skip,
+    /// The row `end` names: it and every row after it are not data.
+    End,
+}
+
+impl CsvReader {
+    fn row_kind(&self) -> RowKind {
+        if let Some(header) = &self.header {
+            let repeated = self.record.len() == header.len()
+                && self
+                    .record
+                    .iter()
+                    .zip(header)
+                    .all(|(f, h)| f.trim_ascii() == h.as_slice());
+            if repeated {
+                return RowKind::Skip;
+            }
+        }
+        if self.skip.is_empty() && !matches!(self.end, End::Pattern(_)) {
+            return RowKind::Data;
+        }
+        let delimiter = char::from(self.delimiter).to_string();
+        let text = self
+            .record
+            .iter()
+            .map(|f| decode(f, true).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join(&delimiter);
+        if let End::Pattern(end) = &self.end {
+            if end.is_match(&text) {
+                return RowKind::End;
+            }
+        }
+        if self.skip.iter().any(|p| p.is_match(&text)) {
+            return RowKind::Skip;
+        }
+        RowKind::Data
+    }
+
+    /// Make a row with another number of fields than the header fit, as `ragged` says,
+    /// or fail naming its line.
+    fn fit(&mut self, line: u64) -> Result<(), ReadError> {
+        let (want, have) = (self.columns.len(), self.record.len());
+        match self.ragged {
+            Some(Ragged::Pad) if have < want => {
+                for _ in have..want {
+                    self.record.push_field(b"");
+                }
+                Ok(())
+            }
+            Some(Ragged::Join) if have > want => {
+                let mut joined = csv::ByteRecord::new();
+                for f in self.record.iter().take(want - 1) {
+                    joined.push_field(f);
+                }
+                let rest: Vec<&[u8]> = self.record.iter().skip(want - 1).collect();
+                joined.push_field(&rest.join(&[self.delimiter][..]));
+                joined.set_position(self.record.position().cloned());
+                self.record = joined;
+                Ok(())
+            }
+            _ => Err(ReadError::Malformed {
+                path: self.name.clone(),
+                line,
+                message: format!("expected {want} fields like the header, found {have}"),
+            }),
+        }
     }
 }
 
@@ -591,14 +805,7 @@ mod tests {
     fn config(path: &str) -> CsvConfig {
         CsvConfig {
             path: path.into(),
-            delimiter: None,
-            quote: None,
-            skip_rows: 0,
-            encoding: None,
-            decimal_separator: None,
-            thousands_separator: None,
-            date_format: None,
-            timestamp_format: None,
+            ..CsvConfig::default()
         }
     }
 
@@ -685,6 +892,74 @@ mod tests {
         assert_eq!(lines, [4, 6]);
         let err = read_all(&c, b"Bank\rExport\ra;b\r1;2\r3;4;5\r").expect_err("ragged");
         assert!(err.to_string().contains("line 5"), "{err}");
+    }
+
+    /// Issue 10: files without a header.
+    #[test]
+    fn a_file_without_a_header_is_named_by_the_source_or_counted() {
+        let mut c = config("x");
+        c.header = Some(false);
+        let (cols, rows, lines) =
+            read_all(&c, b"2026-01-02;-3,50;Coffee\n2026-01-03;-4,75;Bus\n").expect("read");
+        assert_eq!(cols, ["column_1", "column_2", "column_3"]);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0][2].as_deref(), Some("Coffee"));
+        assert_eq!(lines, [1, 2]);
+        c.columns = Some(vec!["date".into(), "amount".into(), "memo".into()]);
+        let (cols, rows, _) = read_all(&c, b"2026-01-02,-3.50,Coffee\n").expect("read");
+        assert_eq!(cols, ["date", "amount", "memo"]);
+        assert_eq!(rows[0][1].as_deref(), Some("-3.50"));
+        // `columns` without `header = false` is a definition error.
+        let mut bad = config("x");
+        bad.columns = Some(vec!["a".into()]);
+        assert_eq!(bad.check().map_err(|(k, _)| k), Err("columns".to_string()));
+    }
+
+    /// Issue 10: totals, repeated headers and trailers are not data.
+    #[test]
+    fn rows_that_are_not_data_are_dropped_or_end_the_data() {
+        let text = b"Date;Amount;Memo\n\
+            2026-01-02;-3,50;Coffee\n\
+            Total;-3,50\n\
+            Date;Amount;Memo\n\
+            2026-01-03;-4,75;Bus\n\
+            \n\
+            Date downloaded;2026-02-01\n\
+            Account;DE00 1234\n";
+        let mut c = config("x");
+        c.skip_rows_matching = vec!["^Total".into()];
+        c.end = Some("^Date downloaded".into());
+        let (_, rows, lines) = read_all(&c, text).expect("read");
+        assert_eq!(rows.len(), 2);
+        assert_eq!(lines, [2, 5]);
+        c.end = Some("blank".into());
+        let (_, rows, _) = read_all(&c, text).expect("read");
+        assert_eq!(rows.len(), 2);
+        // Without the options, the total line is a ragged row, named by its line.
+        let err = read_all(&config("x"), text).expect_err("ragged");
+        assert!(
+            err.to_string()
+                .contains("line 3: expected 3 fields like the header, found 2"),
+            "{err}"
+        );
+        let mut bad = config("x");
+        bad.end = Some("(".into());
+        assert_eq!(bad.check().map_err(|(k, _)| k), Err("end".to_string()));
+    }
+
+    /// Issue 10: ragged rows, when asked.
+    #[test]
+    fn ragged_rows_are_padded_or_joined_when_asked() {
+        let text = b"a,b,c\n1,2\n3,4,5,6\n";
+        let mut c = config("x");
+        c.ragged = Some(Ragged::Pad);
+        let err = read_all(&c, text).expect_err("a long row is still wrong when padding");
+        assert!(err.to_string().contains("line 3"), "{err}");
+        let (_, rows, _) = read_all(&c, b"a,b,c\n1,2\n").expect("pad");
+        assert_eq!(rows[0], [Some("1".into()), Some("2".into()), None]);
+        c.ragged = Some(Ragged::Join);
+        let (_, rows, _) = read_all(&c, b"a,b,c\n3,4,5,6\n").expect("join");
+        assert_eq!(rows[0][2].as_deref(), Some("5,6"));
     }
 
     #[test]

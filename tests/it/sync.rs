@@ -839,3 +839,45 @@ fn amounts_with_currency_signs_and_banking_signs_load_exactly() {
         ["trailing minus"]
     );
 }
+
+/// Issue 10: an export with a total line, a repeated header and a trailer loads its data
+/// rows only; one without a header loads under the names the source gives.
+#[test]
+fn exports_with_totals_trailers_and_no_header_load_their_data_rows() {
+    let p = Project::new();
+    p.file("tags/tx.toml", crate::common::TX_TAG);
+    p.file(
+        "sources/stmt.toml",
+        "tags = [\"tx\"]\n[fields]\ndate = \"Date\"\namount = \"Amount\"\nmemo = \"Memo\"\n\
+         [reader]\ntype = \"csv\"\npath = \"in/stmt\"\n\
+         skip_rows_matching = ['^Total']\nend = '^Date downloaded'\n",
+    );
+    p.file(
+        "in/stmt/jan.csv",
+        "Date,Amount,Memo\n2026-01-02,-3.50,Coffee\nTotal,-3.50\nDate,Amount,Memo\n\
+         2026-01-03,-4.75,Bus\nDate downloaded,2026-02-01\nAccount,DE00 1234\n",
+    );
+    p.file(
+        "sources/app.toml",
+        "tags = [\"tx\"]\n[fields]\ndate = \"day\"\namount = \"value\"\nmemo = \"what\"\n\
+         [reader]\ntype = \"csv\"\npath = \"in/app\"\nheader = false\ncolumns = [\"day\", \"value\", \"what\"]\n",
+    );
+    p.file("in/app/log.csv", "2026-01-04,-1.00,Tea\n");
+    p.sync().code(0);
+    assert_eq!(
+        p.texts("SELECT amount::VARCHAR || ' ' || memo FROM main.tx ORDER BY date"),
+        ["-3.50 Coffee", "-4.75 Bus", "-1.00 Tea"]
+    );
+    assert_eq!(
+        p.texts("SELECT \"row_number\"::VARCHAR FROM main.stmt ORDER BY 1"),
+        ["2", "5"]
+    );
+    // A pattern that is not one is a definition error naming the file and key.
+    p.file(
+        "sources/app.toml",
+        "tags = [\"tx\"]\n[reader]\ntype = \"csv\"\npath = \"in/app\"\nend = '('\n",
+    );
+    p.run(&["check"])
+        .code(2)
+        .stderr_has(&["sources/app.toml", "end", "regular expression"]);
+}
