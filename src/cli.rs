@@ -68,7 +68,7 @@ pub enum Command {
     },
     /// Run SQL against the vault.
     Sql {
-        /// The query.
+        /// The query; `-` reads it from stdin.
         query: String,
         /// Output format.
         #[arg(long, value_enum, default_value_t = SqlFormat::Table)]
@@ -121,6 +121,8 @@ pub struct CheckArgs {
 pub enum CheckFormat {
     Human,
     Json,
+    /// JUnit XML: a test suite per source, a test case per input (CI test reports).
+    Junit,
     Github,
 }
 

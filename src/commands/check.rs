@@ -77,6 +77,7 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> anyhow::Result<i32> {
                 "inputs": findings,
             }))?
         )?,
+        CheckFormat::Junit => out!("{}", junit(&findings))?,
         CheckFormat::Github => {
             for f in findings.iter().filter(|f| !f.ok) {
                 outln!(
@@ -105,4 +106,57 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> anyhow::Result<i32> {
         }
     }
     Ok(code)
+}
+
+/// The findings as JUnit XML: one test suite per source, one test case per input, a
+/// failure with the message where the input breaks the contract or cannot be read.
+fn junit(findings: &[Finding]) -> String {
+    let esc = |s: &str| {
+        // XML 1.0 has no place for other control characters, whatever an input held.
+        let s: String = s
+            .chars()
+            .filter(|c| !c.is_control() || matches!(c, '\t' | '\n' | '\r'))
+            .collect();
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+            .replace('\'', "&apos;")
+    };
+    let mut sources: Vec<&str> = findings.iter().map(|f| f.source.as_str()).collect();
+    sources.dedup();
+    let failures = findings.iter().filter(|f| !f.ok).count();
+    let mut xml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"ingestor check\" \
+         tests=\"{}\" failures=\"{failures}\">\n",
+        findings.len()
+    );
+    for source in sources {
+        let cases: Vec<&Finding> = findings.iter().filter(|f| f.source == source).collect();
+        let failed = cases.iter().filter(|f| !f.ok).count();
+        xml.push_str(&format!(
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failed}\">\n",
+            esc(source),
+            cases.len()
+        ));
+        for f in cases {
+            let name = format!(
+                "  <testcase classname=\"{}\" name=\"{}\"",
+                esc(source),
+                esc(&f.path)
+            );
+            match &f.error {
+                None => xml.push_str(&format!("  {name}/>\n")),
+                Some(e) => xml.push_str(&format!(
+                    "  {name}>\n      <failure message=\"{}\" type=\"exit {}\">{}</failure>\n    </testcase>\n",
+                    esc(e),
+                    f.exit_code,
+                    esc(e)
+                )),
+            }
+        }
+        xml.push_str("  </testsuite>\n");
+    }
+    xml.push_str("</testsuites>\n");
+    xml
 }

@@ -15,8 +15,17 @@ use crate::plan::Paths;
 
 /// Run `sql`.
 pub fn run(cli: &Cli, query: &str, format: SqlFormat) -> anyhow::Result<i32> {
+    // `-`: the query comes on stdin (a file of SQL, a heredoc).
+    let query = if query == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .map_err(|e| UsageError(format!("cannot read the query from stdin: {e}")))?;
+        text
+    } else {
+        query.to_string()
+    };
     let conn = open_vault(cli)?;
-    print_query(&conn, query, format)?;
+    print_query(&conn, &query, format)?;
     Ok(EXIT_OK)
 }
 

@@ -82,3 +82,40 @@ fn unreadable_input_exits_three() {
         .code(3)
         .stdout_has(&["in/bank/jan.csv", "no header"]);
 }
+
+#[test]
+fn junit_format_is_a_report_ci_systems_read() {
+    let p = Project::tx();
+    p.file("in/bank/jan.csv", GOOD);
+    p.file("in/bank/feb.csv", "id,Date,Memo\nT2,2026-02-01,x\n");
+    let out = p.run(&["check", "--format", "junit"]).code(1);
+    let xml = out.stdout;
+    assert!(
+        xml.contains("<testsuites name=\"ingestor check\" tests=\"2\" failures=\"1\">"),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<testsuite name=\"bank\" tests=\"2\" failures=\"1\">"),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<testcase classname=\"bank\" name=\"in/bank/jan.csv\"/>"),
+        "{xml}"
+    );
+    assert!(xml.contains("type=\"exit 1\">"), "{xml}");
+    // Quotes and backticks of the message are escaped: the report is well-formed XML.
+    let mut parse = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys, xml.dom.minidom; xml.dom.minidom.parseString(sys.stdin.read())",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    std::io::Write::write_all(parse.stdin.as_mut().expect("stdin"), xml.as_bytes()).expect("write");
+    drop(parse.stdin.take());
+    assert!(
+        parse.wait().expect("wait").success(),
+        "not well-formed:\n{xml}"
+    );
+}

@@ -217,3 +217,18 @@ fn a_broken_definition_does_not_stop_reading_the_vault() {
     p.run(&["lake", "verify"]).code(0);
     p.run(&["sync"]).code(2).stderr_has(&["tags/tx.toml"]);
 }
+
+#[test]
+fn sql_reads_the_query_from_stdin_with_a_dash() {
+    let p = loaded();
+    let out = assert_cmd::Command::cargo_bin("ingestor")
+        .expect("binary")
+        .arg("-C")
+        .arg(p.dir.path())
+        .args(["sql", "-", "--format", "csv"])
+        .write_stdin("SELECT count(*) AS n\nFROM main.tx\n")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "n\n2\n");
+}
