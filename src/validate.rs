@@ -11,7 +11,7 @@ use duckdb::arrow::array::{
 use duckdb::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use duckdb::arrow::record_batch::RecordBatch;
 
-use crate::defs::{Definitions, FieldType, Required, Source};
+use crate::defs::{Definitions, FieldType, Part, Required, Source};
 use crate::error::ContractError;
 use crate::readers::{InputBatch, ValueFormat};
 
@@ -61,8 +61,15 @@ impl Contract {
         let required = defs.required(source);
         for req in &required {
             if !input_columns.contains(&req.column) {
+                let part = match &req.part {
+                    None => String::new(),
+                    Some(Part::Credit) => " (its credit)".into(),
+                    Some(Part::Debit) => " (its debit)".into(),
+                    Some(Part::Sign) => " (its sign)".into(),
+                    Some(Part::Signed { .. } | Part::Negated) => " (its amount)".into(),
+                };
                 return Err(ContractError::MissingField {
-                    what: format!("tag `{}` field `{}`, column", req.tag, req.field),
+                    what: format!("tag `{}` field `{}`{part}, column", req.tag, req.field),
                     field: req.column.clone(),
                     file: file.to_string(),
                     hint: hint(&req.column, input_columns),
@@ -178,6 +185,7 @@ impl Contract {
             };
             arrays.push(array);
         }
+        self.check_credit_debit(file, batch)?;
         RecordBatch::try_new(self.schema.clone(), arrays).map_err(|e| ContractError::BadValue {
             file: file.to_string(),
             at: batch
@@ -186,6 +194,48 @@ impl Contract {
             column: String::new(),
             message: e.to_string(),
         })
+    }
+}
+
+impl Contract {
+    /// A required field derived from credit and debit needs one of them in every row.
+    fn check_credit_debit(&self, file: &str, batch: &InputBatch) -> Result<(), ContractError> {
+        let parts: Vec<(usize, &Required)> = self
+            .columns
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| c.field.as_ref().map(|f| (i, f)))
+            .filter(|(_, f)| {
+                matches!(f.part, Some(Part::Credit | Part::Debit)) && !f.field_nullable
+            })
+            .collect();
+        let mut fields: Vec<&str> = parts.iter().map(|(_, f)| f.field.as_str()).collect();
+        fields.dedup();
+        for field in fields {
+            let cols: Vec<usize> = parts
+                .iter()
+                .filter(|(_, f)| f.field == field)
+                .map(|(i, _)| *i)
+                .collect();
+            let empty = (0..batch.data.num_rows())
+                .find(|&row| cols.iter().all(|&c| batch.data.column(c).is_null(row)));
+            if let Some(row) = empty {
+                let names: Vec<&str> = cols
+                    .iter()
+                    .map(|&c| self.columns[c].name.as_str())
+                    .collect();
+                return Err(ContractError::BadValue {
+                    file: file.to_string(),
+                    at: batch.place.describe(batch.rows[row], cols[0]),
+                    column: names.join("` and `"),
+                    message: format!(
+                        "{} empty, but tag field `{field}` needs one of them",
+                        if names.len() > 1 { "are both" } else { "is" }
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 }
 

@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 
 pub use field_type::FieldType;
 pub use project::ProjectConfig;
-pub use source::{KeyCase, Source};
+pub use source::{Derivation, FieldSource, KeyCase, Part, Source};
 pub use tag::{Tag, TagField};
 
 use crate::error::DefError;
@@ -35,14 +35,27 @@ pub struct Definitions {
 pub struct Required {
     /// Source column name.
     pub column: String,
+    /// The part the column plays when the field is derived from several columns.
+    pub part: Option<Part>,
     /// Tag field name.
     pub field: String,
     /// The first tag (in the source's order) that promises the field.
     pub tag: String,
     /// Type the tag gives the field.
     pub ty: FieldType,
-    /// Whether every promising tag allows nulls.
+    /// Whether the column may be empty: the field's rule, or always for a credit, debit
+    /// or sign column.
     pub nullable: bool,
+    /// Whether every promising tag allows the field itself to be empty.
+    pub field_nullable: bool,
+}
+
+impl Required {
+    /// Whether the column may be empty whatever the tag says: credit, debit and sign
+    /// columns (a row needs one of credit and debit, which the contract checks).
+    pub fn part_nullable(&self) -> bool {
+        matches!(self.part, Some(Part::Credit | Part::Debit | Part::Sign))
+    }
 }
 
 /// `[a-z][a-z0-9_]*`: names that are safe inside table names.
@@ -154,17 +167,43 @@ impl Definitions {
                 continue;
             };
             for (field, def) in &tag.fields {
-                if let Some(existing) = out.iter_mut().find(|r| &r.field == field) {
-                    existing.nullable &= def.nullable;
+                if out.iter().any(|r| &r.field == field) {
+                    for existing in out.iter_mut().filter(|r| &r.field == field) {
+                        existing.nullable &= def.nullable || existing.part_nullable();
+                        existing.field_nullable &= def.nullable;
+                    }
                     continue;
                 }
-                out.push(Required {
-                    column: source.column_for(field).to_string(),
-                    field: field.clone(),
-                    tag: tag_id.clone(),
-                    ty: def.ty,
-                    nullable: def.nullable,
-                });
+                let parts = match source.source_of(field) {
+                    FieldSource::Column(column) => vec![(column, None)],
+                    // Checked when the definitions were loaded.
+                    FieldSource::Derived(d) => d
+                        .columns()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(c, p)| (c, Some(p)))
+                        .collect(),
+                };
+                for (column, part) in parts {
+                    let mut req = Required {
+                        column,
+                        part,
+                        field: field.clone(),
+                        tag: tag_id.clone(),
+                        ty: def.ty,
+                        nullable: def.nullable,
+                        field_nullable: def.nullable,
+                    };
+                    // Credit and debit may each be empty (the row-level rule is the
+                    // contract's); a sign column is text and may be empty.
+                    if req.part_nullable() {
+                        req.nullable = true;
+                    }
+                    if req.part == Some(Part::Sign) {
+                        req.ty = FieldType::Text;
+                    }
+                    out.push(req);
+                }
             }
         }
         out
@@ -231,7 +270,24 @@ impl Definitions {
                 seen.insert(field, (tag_id, def.ty));
             }
         }
-        for field in source.fields.keys() {
+        for (field, from) in &source.fields {
+            if let FieldSource::Derived(d) = from {
+                if let Err(message) = d.columns() {
+                    return Err(invalid(&format!("fields.{field}"), message));
+                }
+                let numeric = seen.get(field.as_str()).is_none_or(|(_, ty)| {
+                    matches!(
+                        ty,
+                        FieldType::Integer | FieldType::Float | FieldType::Decimal(..)
+                    )
+                });
+                if !numeric {
+                    return Err(invalid(
+                        &format!("fields.{field}"),
+                        "only a number (integer, decimal or float) can be derived".into(),
+                    ));
+                }
+            }
             if !seen.contains_key(field.as_str()) {
                 let known: Vec<&str> = seen.keys().copied().collect();
                 return Err(invalid(

@@ -39,9 +39,10 @@ pub struct Source {
     /// Case normalisation of key parts.
     #[serde(default)]
     pub key_case: KeyCase,
-    /// Tag field -> source column, where the names differ.
+    /// Tag field -> source column, where the names differ, or how the field is derived
+    /// from several columns (`{ credit = "In", debit = "Out" }`).
     #[serde(default)]
-    pub fields: IndexMap<String, String>,
+    pub fields: IndexMap<String, FieldSource>,
     /// How inputs are found and read.
     pub reader: ReaderConfig,
     /// Types for source columns that no tag types.
@@ -55,8 +56,118 @@ impl Source {
         self.key_namespace.as_deref().unwrap_or(&self.id)
     }
 
-    /// The source column that carries a tag field.
-    pub fn column_for<'a>(&'a self, field: &'a str) -> &'a str {
-        self.fields.get(field).map(String::as_str).unwrap_or(field)
+    /// Where a tag field comes from: a column (the field's own name when `[fields]` does
+    /// not say), or a derivation.
+    pub fn source_of(&self, field: &str) -> FieldSource {
+        self.fields
+            .get(field)
+            .cloned()
+            .unwrap_or_else(|| FieldSource::Column(field.to_string()))
+    }
+}
+
+/// Where a tag field's value comes from: `amount = "Betrag"`, or one of
+/// `{ credit = "Deposits", debit = "Withdrawals" }` (credit minus debit, either may be
+/// empty), `{ column = "Betrag", sign = "S/H", negative = ["S"] }`, `{ column = "Amount",
+/// negate = true }`. The satellite keeps the columns as written (typed); the tag's view
+/// computes the field.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum FieldSource {
+    /// One column.
+    Column(String),
+    /// Derived from several columns.
+    Derived(Derivation),
+}
+
+/// The options of a derived field; `check` says which combinations mean something.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Derivation {
+    /// The column of money in (positive).
+    #[serde(default)]
+    pub credit: Option<String>,
+    /// The column of money out (subtracted).
+    #[serde(default)]
+    pub debit: Option<String>,
+    /// The column of the amount, with `sign` or `negate`.
+    #[serde(default)]
+    pub column: Option<String>,
+    /// The column that says whether the amount is negative.
+    #[serde(default)]
+    pub sign: Option<String>,
+    /// The values of `sign` that make the amount negative (compared trimmed).
+    #[serde(default)]
+    pub negative: Vec<String>,
+    /// The amount with its sign turned.
+    #[serde(default)]
+    pub negate: bool,
+}
+
+/// The part a column plays in a derived tag field; kept with the satellite's columns so
+/// that the tag's view computes the field as the load meant it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Part {
+    /// Money in: added.
+    Credit,
+    /// Money out: subtracted.
+    Debit,
+    /// The amount, its sign turned.
+    Negated,
+    /// The amount, negative where the sign column holds one of `negative`.
+    Signed { negative: Vec<String> },
+    /// The sign column of a `Signed` amount.
+    Sign,
+}
+
+impl Derivation {
+    /// The columns the field needs, with their parts; or what is wrong with the options.
+    pub fn columns(&self) -> Result<Vec<(String, Part)>, String> {
+        let d = self;
+        match (&d.credit, &d.debit, &d.column, &d.sign, d.negate) {
+            (c, b, None, None, false) if c.is_some() || b.is_some() => {
+                if c.is_some() && c == b {
+                    return Err("`credit` and `debit` must be two columns".into());
+                }
+                if !d.negative.is_empty() {
+                    return Err("`negative` goes with `column` and `sign`".into());
+                }
+                let mut out = Vec::new();
+                if let Some(c) = c {
+                    out.push((c.clone(), Part::Credit));
+                }
+                if let Some(b) = b {
+                    out.push((b.clone(), Part::Debit));
+                }
+                Ok(out)
+            }
+            (None, None, Some(col), Some(sign), false) => {
+                if d.negative.is_empty() {
+                    return Err("`sign` needs `negative`: the values that make the amount negative, such as [\"S\"]".into());
+                }
+                if col == sign {
+                    return Err("`column` and `sign` must be two columns".into());
+                }
+                Ok(vec![
+                    (
+                        col.clone(),
+                        Part::Signed {
+                            negative: d.negative.iter().map(|v| v.trim().to_string()).collect(),
+                        },
+                    ),
+                    (sign.clone(), Part::Sign),
+                ])
+            }
+            (None, None, Some(col), None, true) if d.negative.is_empty() => {
+                Ok(vec![(col.clone(), Part::Negated)])
+            }
+            _ => Err(
+                "expected `{ credit = \"…\", debit = \"…\" }` (either may be left out), \
+                      `{ column = \"…\", sign = \"…\", negative = [\"…\"] }` or \
+                      `{ column = \"…\", negate = true }`"
+                    .into(),
+            ),
+        }
     }
 }

@@ -6,8 +6,8 @@ use duckdb::Connection;
 
 use super::hash::{RecipeHasher, RECIPE, RECIPE_VERSION};
 use super::meta::{self, ColumnRecord, SatelliteRecord};
-use crate::db::{ident, Transaction};
-use crate::defs::Definitions;
+use crate::db::{ident, literal, Transaction};
+use crate::defs::{Definitions, Part};
 use crate::error::VaultError;
 use crate::validate::Contract;
 
@@ -63,7 +63,10 @@ fn definitions_fingerprint(defs: &Definitions) -> String {
         enc.push(Some(id));
         enc.push(Some(&source.tags.join(",")));
         for (field, column) in &source.fields {
-            enc.push(Some(&format!("{field}={column}")));
+            match column {
+                crate::defs::FieldSource::Column(c) => enc.push(Some(&format!("{field}={c}"))),
+                derived => enc.push(Some(&format!("{field}={derived:?}"))),
+            }
         }
     }
     RecipeHasher::plain().hex(enc.bytes())
@@ -123,6 +126,11 @@ pub fn schema_fingerprint(contract: &Contract) -> String {
     for c in &contract.columns {
         enc.push(Some(&c.name));
         enc.push(Some(&c.ty.to_string()));
+        // A column that is part of a derived field is another schema than the same
+        // column plain: the views compute from it. (Plain columns hash as they always did.)
+        if let Some(part) = c.field.as_ref().and_then(|f| f.part.as_ref()) {
+            enc.push(Some(&format!("part:{part:?}")));
+        }
     }
     RecipeHasher::plain().hex(enc.bytes())
 }
@@ -178,6 +186,7 @@ pub fn satellite_for(
             name: c.name.clone(),
             ty: c.ty.to_string(),
             field: c.field.as_ref().map(|f| f.field.clone()),
+            part: c.field.as_ref().and_then(|f| f.part.clone()),
         })
         .collect();
     let tags = defs
@@ -218,6 +227,50 @@ pub fn drop_source(conn: &Connection, defs: &Definitions, source: &str) -> Resul
     refresh_views(conn, defs)
 }
 
+/// The SQL that gives tag field `field` from a satellite's columns: its column, or the
+/// computation a derived field's parts call for.
+fn field_expr(columns: &[ColumnRecord], field: &str) -> Option<String> {
+    let parts: Vec<&ColumnRecord> = columns
+        .iter()
+        .filter(|c| c.field.as_deref() == Some(field))
+        .collect();
+    let find = |want: fn(&Part) -> bool| {
+        parts
+            .iter()
+            .find(|c| c.part.as_ref().is_some_and(want))
+            .map(|c| ident(&c.name))
+    };
+    if let Some(plain) = parts.iter().find(|c| c.part.is_none()) {
+        return Some(ident(&plain.name));
+    }
+    let credit = find(|p| matches!(p, Part::Credit));
+    let debit = find(|p| matches!(p, Part::Debit));
+    if credit.is_some() || debit.is_some() {
+        let (c, d) = (
+            credit.unwrap_or_else(|| "NULL".into()),
+            debit.unwrap_or_else(|| "NULL".into()),
+        );
+        return Some(format!(
+            "(CASE WHEN {c} IS NULL AND {d} IS NULL THEN NULL ELSE coalesce({c}, 0) - coalesce({d}, 0) END)"
+        ));
+    }
+    if let Some(col) = find(|p| matches!(p, Part::Negated)) {
+        return Some(format!("(-{col})"));
+    }
+    let signed = parts.iter().find_map(|c| match &c.part {
+        Some(Part::Signed { negative }) => Some((ident(&c.name), negative)),
+        _ => None,
+    });
+    if let (Some((col, negative)), Some(sign)) = (signed, find(|p| matches!(p, Part::Sign))) {
+        let list: Vec<String> = negative.iter().map(|v| literal(v)).collect();
+        return Some(format!(
+            "(CASE WHEN trim({sign}) IN ({}) THEN -{col} ELSE {col} END)",
+            list.join(", ")
+        ));
+    }
+    None
+}
+
 /// (Re)create `main.<tag>` and `main.<source>` from the satellites the vault holds.
 pub fn refresh_views(conn: &Connection, defs: &Definitions) -> Result<(), VaultError> {
     let sats = meta::satellites(conn)?;
@@ -252,11 +305,9 @@ pub fn refresh_views(conn: &Connection, defs: &Definitions) -> Result<(), VaultE
                     let cols: Vec<String> = tag
                         .fields
                         .iter()
-                        .map(|(name, def)| {
-                            match sat.columns.iter().find(|c| c.field.as_deref() == Some(name)) {
-                                Some(c) => format!("{} AS {}", ident(&c.name), ident(name)),
-                                None => format!("NULL::{} AS {}", def.ty.sql(), ident(name)),
-                            }
+                        .map(|(name, def)| match field_expr(&sat.columns, name) {
+                            Some(expr) => format!("{expr} AS {}", ident(name)),
+                            None => format!("NULL::{} AS {}", def.ty.sql(), ident(name)),
                         })
                         .collect();
                     format!(

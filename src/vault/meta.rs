@@ -112,6 +112,9 @@ pub struct ColumnRecord {
     pub ty: String,
     /// Tag field the column carries, if any.
     pub field: Option<String>,
+    /// The part it plays when the field is derived from several columns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part: Option<crate::defs::Part>,
 }
 
 /// A row of `meta.satellites`.

@@ -881,3 +881,81 @@ fn exports_with_totals_trailers_and_no_header_load_their_data_rows() {
         .code(2)
         .stderr_has(&["sources/app.toml", "end", "regular expression"]);
 }
+
+/// Issue 10: amounts in two columns, with a sign column, or of the other sign.
+#[test]
+fn derived_amounts_from_credit_and_debit_a_sign_column_or_negation() {
+    let p = Project::new();
+    p.file("tags/tx.toml", crate::common::TX_TAG);
+    let source = |name: &str, amount: &str| {
+        p.file(
+            &format!("sources/{name}.toml"),
+            format!(
+                "tags = [\"tx\"]\n[fields]\ndate = \"Date\"\nmemo = \"Memo\"\namount = {amount}\n\
+                 [reader]\ntype = \"csv\"\npath = \"in/{name}\"\n"
+            ),
+        );
+    };
+    source("card", "{ credit = \"Deposits\", debit = \"Withdrawals\" }");
+    source(
+        "giro",
+        "{ column = \"Betrag\", sign = \"S/H\", negative = [\"S\"] }",
+    );
+    source("app", "{ column = \"Amount\", negate = true }");
+    p.file(
+        "in/card/jan.csv",
+        "Date,Memo,Deposits,Withdrawals\n2026-01-01,Salary,1500.00,\n2026-01-02,Coffee,,3.50\n",
+    );
+    p.file(
+        "in/giro/jan.csv",
+        "Date,Memo,Betrag,S/H\n2026-01-03,Rent,800.00,S\n2026-01-04,Refund,20.00,H\n",
+    );
+    p.file(
+        "in/app/jan.csv",
+        "Date,Memo,Amount\n2026-01-05,Spent,12.25\n",
+    );
+    p.sync().code(0);
+    assert_eq!(
+        p.texts("SELECT amount::VARCHAR || ' ' || memo FROM main.tx ORDER BY date"),
+        [
+            "1500.00 Salary",
+            "-3.50 Coffee",
+            "-800.00 Rent",
+            "20.00 Refund",
+            "-12.25 Spent"
+        ]
+    );
+    // The satellites keep the columns as written, typed by the field.
+    assert_eq!(
+        p.texts(
+            "SELECT coalesce(\"Withdrawals\"::VARCHAR, 'NULL') FROM main.card ORDER BY \"Date\""
+        ),
+        ["NULL", "3.50"]
+    );
+    assert_eq!(
+        p.texts("SELECT \"S/H\" FROM main.giro ORDER BY \"Date\""),
+        ["S", "H"]
+    );
+    // A row with neither credit nor debit has no amount: rejected, naming both columns.
+    p.file(
+        "in/card/feb.csv",
+        "Date,Memo,Deposits,Withdrawals\n2026-02-01,Balance,,\n",
+    );
+    p.sync().code(1).stderr_has(&[
+        "in/card/feb.csv",
+        "line 2",
+        "`Deposits` and `Withdrawals`",
+        "needs one of them",
+    ]);
+    // A part missing from a file breaks the contract, naming the part.
+    p.remove("in/card/feb.csv");
+    p.file("in/card/mar.csv", "Date,Memo,Deposits\n2026-03-01,x,1.00\n");
+    p.run(&["check", "card"])
+        .code(1)
+        .stdout_has(&["field `amount` (its debit), column `Withdrawals` is missing"]);
+    // Options that mean nothing are a definition error naming the field.
+    source("app", "{ column = \"Amount\", sign = \"S\" }");
+    p.run(&["check", "app"])
+        .code(2)
+        .stderr_has(&["sources/app.toml", "fields.amount", "negative"]);
+}
