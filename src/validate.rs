@@ -566,7 +566,12 @@ fn parse_date(s: &str, format: &ValueFormat) -> Result<i32, String> {
             return Ok(days_since_epoch(d));
         }
     }
-    NaiveDate::parse_from_str(s, fmt)
+    let parsed = match format.year {
+        // Dates written without a year (`05 Nov`): the source's `year` completes them.
+        Some(year) => NaiveDate::parse_from_str(&format!("{s} {year}"), &format!("{fmt} %Y")),
+        None => NaiveDate::parse_from_str(s, fmt),
+    };
+    parsed
         .map(days_since_epoch)
         .map_err(|_| format!("is not a date in the format `{fmt}`"))
 }
@@ -691,6 +696,24 @@ mod tests {
         assert_eq!(parse_integer("7-", &us), Ok(-7));
     }
 
+    /// Issue 10: dates without a year take the source's `year`.
+    #[test]
+    fn dates_without_a_year_take_the_sources_year() {
+        let f = ValueFormat {
+            date_format: Some("%d %b".into()),
+            year: Some(2025),
+            ..ValueFormat::default()
+        };
+        let want = days_since_epoch(NaiveDate::from_ymd_opt(2025, 11, 5).expect("date"));
+        assert_eq!(parse_date("05 Nov", &f), Ok(want));
+        assert!(parse_date("31 Feb", &f).is_err());
+        use crate::readers::csv::check_year;
+        assert!(check_year(Some("%d %b"), None).is_err());
+        assert!(check_year(Some("%d.%m.%Y"), Some(2025)).is_err());
+        assert!(check_year(Some("%d.%m."), Some(2025)).is_ok());
+        assert!(check_year(None, None).is_ok());
+    }
+
     /// Issue 10: `2017-09-29 15:40:00 -0700` was stored as 15:40.
     #[test]
     fn offsets_keep_the_instant_in_utc() {
@@ -763,6 +786,7 @@ mod tests {
             thousands_separator: Some('.'),
             date_format: Some("%d.%m.%Y".into()),
             timestamp_format: None,
+            year: None,
         }
     }
 

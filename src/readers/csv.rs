@@ -47,6 +47,9 @@ pub struct CsvConfig {
     /// chrono format of timestamps, such as `%d.%m.%Y %H:%M`.
     #[serde(default)]
     pub timestamp_format: Option<String>,
+    /// The year of dates whose `date_format` has none (`"%d %b"` for `05 Nov`).
+    #[serde(default)]
+    pub year: Option<i32>,
     /// Whether the first line (after `skip_rows`) names the columns (default true).
     #[serde(default)]
     pub header: Option<bool>,
@@ -86,6 +89,23 @@ enum End {
     Blank,
     /// At the first row matching this.
     Pattern(regex::Regex),
+}
+
+/// A `date_format` without a year needs `year`, and `year` needs such a format: a date
+/// is never completed with a year nobody chose.
+pub fn check_year(date_format: Option<&str>, year: Option<i32>) -> Result<(), (String, String)> {
+    let has_year = date_format.is_none_or(crate::readers::format_has_year);
+    match (has_year, year) {
+        (false, None) => Err((
+            "date_format".into(),
+            "has no year (%Y or %y); set `year` to the year of the dates".into(),
+        )),
+        (true, Some(_)) => Err((
+            "year".into(),
+            "is for dates written without a year; `date_format` has one".into(),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Compile a regular expression of option `key`.
@@ -157,6 +177,7 @@ impl CsvConfig {
             ));
         }
         self.decoding()?;
+        check_year(self.date_format.as_deref(), self.year)?;
         for p in &self.skip_rows_matching {
             pattern("skip_rows_matching", p)?;
         }
@@ -210,6 +231,7 @@ impl CsvConfig {
             skip_rows: excel.header_row.map_or(0, |r| r.saturating_sub(1) as usize),
             date_format: excel.date_format.clone(),
             timestamp_format: excel.timestamp_format.clone(),
+            year: excel.year,
             ..CsvConfig::default()
         }
     }
@@ -223,6 +245,7 @@ impl CsvConfig {
             thousands_separator: thou,
             date_format: self.date_format.clone(),
             timestamp_format: self.timestamp_format.clone(),
+            year: self.year,
         }
     }
 }

@@ -67,6 +67,9 @@ pub struct ExcelConfig {
     /// chrono format of timestamps written as text cells.
     #[serde(default)]
     pub timestamp_format: Option<String>,
+    /// The year of text dates whose `date_format` has none.
+    #[serde(default)]
+    pub year: Option<i32>,
 }
 
 impl ReaderKind for ExcelConfig {
@@ -114,6 +117,7 @@ impl ReaderKind for ExcelConfig {
 impl ExcelConfig {
     /// Cross-field rules, as (key, what was expected).
     pub fn check(&self) -> Result<(), (String, String)> {
+        super::csv::check_year(self.date_format.as_deref(), self.year)?;
         if self.sheet.is_some() && self.sheets.is_some() {
             return Err((
                 "sheets".into(),
@@ -142,6 +146,7 @@ impl ExcelConfig {
         ValueFormat {
             date_format: self.date_format.clone(),
             timestamp_format: self.timestamp_format.clone(),
+            year: self.year,
             ..ValueFormat::default()
         }
     }

@@ -119,6 +119,8 @@ pub struct ValueFormat {
     pub date_format: Option<String>,
     /// chrono format of timestamps; ISO 8601 / RFC 3339 when none.
     pub timestamp_format: Option<String>,
+    /// The year of dates written without one (`05 Nov` with `date_format = "%d %b"`).
+    pub year: Option<i32>,
 }
 
 impl Default for ValueFormat {
@@ -128,8 +130,17 @@ impl Default for ValueFormat {
             thousands_separator: None,
             date_format: None,
             timestamp_format: None,
+            year: None,
         }
     }
+}
+
+/// Whether a chrono date format writes the year (`%Y`, `%y`, `%C`, `%G`, `%F`, `%D`,
+/// `%x`, `%+`).
+pub fn format_has_year(format: &str) -> bool {
+    ["%Y", "%y", "%G", "%g", "%F", "%D", "%x", "%+", "%C"]
+        .iter()
+        .any(|spec| format.contains(spec))
 }
 
 /// One batch of an input: the columns, and the position of each row in the input.
