@@ -44,12 +44,19 @@ pub enum Command {
     /// Check every source's inputs against its tags, without loading.
     Check(CheckArgs),
     /// What the vault holds: sources, files, satellites, hubs.
-    Status,
+    Status {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Human)]
+        format: ReportFormat,
+    },
     /// Recent runs and the inputs they loaded or failed on.
     Runs {
         /// How many runs to show.
         #[arg(long, default_value_t = 20)]
         limit: u32,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Human)]
+        format: ReportFormat,
     },
     /// Satellite versions of a source and their columns.
     Schema {
@@ -58,6 +65,9 @@ pub enum Command {
         /// Show what changed between consecutive versions.
         #[arg(long)]
         diff: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Human)]
+        format: ReportFormat,
     },
     /// Replay the vault from the lake alone, and swap it in when every unit loaded.
     Rebuild(RebuildArgs),
@@ -87,9 +97,21 @@ pub struct SyncArgs {
     /// Show what would be loaded, write nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Print a JSON summary on stdout.
+    /// Print a JSON summary on stdout (the same as `--format json`).
     #[arg(long)]
     pub json: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Human)]
+    pub format: ReportFormat,
+}
+
+/// Output formats of `sync`, `status`, `runs` and `schema`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// Lines and tables for people.
+    Human,
+    /// One JSON document on stdout.
+    Json,
 }
 
 /// `ingestor rebuild`.

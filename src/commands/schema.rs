@@ -1,13 +1,18 @@
 //! `ingestor schema`: the satellite versions of sources, and what changed between them.
 
-use crate::cli::Cli;
+use crate::cli::{Cli, ReportFormat};
 use crate::commands::sql::open_vault;
 use crate::error::EXIT_OK;
 use crate::plan::Project;
 use crate::vault::meta::{self, ColumnRecord};
 
 /// Run `schema`.
-pub fn run(cli: &Cli, source: Option<&str>, diff: bool) -> anyhow::Result<i32> {
+pub fn run(
+    cli: &Cli,
+    source: Option<&str>,
+    diff: bool,
+    format: ReportFormat,
+) -> anyhow::Result<i32> {
     let project = Project::load(cli)?;
     if let Some(s) = source {
         if !project.defs.sources.contains_key(s) {
@@ -18,6 +23,35 @@ pub fn run(cli: &Cli, source: Option<&str>, diff: bool) -> anyhow::Result<i32> {
     let sats = meta::satellites(&conn)?;
     let mut sources: Vec<&str> = sats.iter().map(|s| s.source.as_str()).collect();
     sources.dedup();
+    if format == ReportFormat::Json {
+        let doc: Vec<serde_json::Value> = sources
+            .iter()
+            .filter(|s| source.is_none_or(|want| want == **s))
+            .map(|src| {
+                let versions: Vec<&meta::SatelliteRecord> =
+                    sats.iter().filter(|s| s.source == *src).collect();
+                let satellites: Vec<serde_json::Value> = versions
+                    .iter()
+                    .enumerate()
+                    .map(|(i, sat)| {
+                        let changes = i
+                            .checked_sub(1)
+                            .map(|p| changes(&versions[p].columns, &sat.columns))
+                            .unwrap_or_default();
+                        serde_json::json!({
+                            "table": format!("vault.{}", sat.table),
+                            "created_at": sat.created_at,
+                            "columns": sat.columns,
+                            "changes": changes,
+                        })
+                    })
+                    .collect();
+                serde_json::json!({ "source": src, "satellites": satellites })
+            })
+            .collect();
+        outln!("{}", serde_json::to_string_pretty(&doc)?)?;
+        return Ok(EXIT_OK);
+    }
     for src in sources
         .into_iter()
         .filter(|s| source.is_none_or(|want| want == *s))

@@ -43,8 +43,22 @@ pub fn open_vault(cli: &Cli) -> anyhow::Result<Connection> {
     }
 }
 
+/// Run a query; its rows as JSON objects (the `--format json` of `sql`).
+pub fn json_rows(conn: &Connection, query: &str) -> anyhow::Result<Value> {
+    let batches = query_batches(conn, query)?;
+    Ok(serde_json::from_str(&render(&batches, SqlFormat::Json)?)?)
+}
+
 /// Run a query and print its result on stdout in `format`.
 pub fn print_query(conn: &Connection, query: &str, format: SqlFormat) -> anyhow::Result<()> {
+    let batches = query_batches(conn, query)?;
+    let text = render(&batches, format)?;
+    out!("{text}")?;
+    Ok(())
+}
+
+/// Run a query; its result as printable batches (at least one, for the column names).
+fn query_batches(conn: &Connection, query: &str) -> anyhow::Result<Vec<RecordBatch>> {
     let mut stmt = conn
         .prepare(query)
         .map_err(|e| UsageError(format!("SQL error: {e}")))?;
@@ -62,9 +76,7 @@ pub fn print_query(conn: &Connection, query: &str, format: SqlFormat) -> anyhow:
         .map(displayable)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| VaultError::Refused(format!("cannot print the result: {e}")))?;
-    let text = render(&batches, format)?;
-    out!("{text}")?;
-    Ok(())
+    Ok(batches)
 }
 
 /// A batch whose timestamps with a time zone print without a time-zone database.
@@ -203,18 +215,51 @@ fn formatters<'a>(
         .collect()
 }
 
-/// Numbers and booleans stay JSON numbers and booleans; decimals, dates and text are strings
-/// (a decimal as a string keeps every digit).
+/// Numbers and booleans are JSON numbers and booleans. A decimal is a number when it has
+/// at most 15 significant digits (a JSON reader's double then gives back exactly the
+/// digits printed), and a string otherwise, so that no digit is lost; dates and text are
+/// strings.
 fn json_value(col: &dyn Array, row: usize, formatter: &ArrayFormatter<'_>) -> Value {
-    use duckdb::arrow::datatypes::{Float64Type, Int32Type, Int64Type};
+    use duckdb::arrow::datatypes::{
+        Decimal128Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type,
+        UInt16Type, UInt32Type, UInt64Type, UInt8Type,
+    };
     if col.is_null(row) {
         return Value::Null;
     }
+    let text = || formatter.value(row).to_string();
     match col.data_type() {
         DataType::Boolean => Value::Bool(col.as_boolean().value(row)),
-        DataType::Int64 => Value::from(col.as_primitive::<Int64Type>().value(row)),
+        DataType::Int8 => Value::from(col.as_primitive::<Int8Type>().value(row)),
+        DataType::Int16 => Value::from(col.as_primitive::<Int16Type>().value(row)),
         DataType::Int32 => Value::from(col.as_primitive::<Int32Type>().value(row)),
+        DataType::Int64 => Value::from(col.as_primitive::<Int64Type>().value(row)),
+        DataType::UInt8 => Value::from(col.as_primitive::<UInt8Type>().value(row)),
+        DataType::UInt16 => Value::from(col.as_primitive::<UInt16Type>().value(row)),
+        DataType::UInt32 => Value::from(col.as_primitive::<UInt32Type>().value(row)),
+        DataType::UInt64 => Value::from(col.as_primitive::<UInt64Type>().value(row)),
+        DataType::Float32 => Value::from(f64::from(col.as_primitive::<Float32Type>().value(row))),
         DataType::Float64 => Value::from(col.as_primitive::<Float64Type>().value(row)),
-        _ => Value::String(formatter.value(row).to_string()),
+        DataType::Decimal128(_, 0) => {
+            // Whole numbers (DuckDB's HUGEINT sums arrive so) stay integers.
+            let v = col.as_primitive::<Decimal128Type>().value(row);
+            match i64::try_from(v) {
+                Ok(v) => Value::from(v),
+                Err(_) => Value::String(text()),
+            }
+        }
+        DataType::Decimal128(_, _) => {
+            let unscaled = col.as_primitive::<Decimal128Type>().value(row);
+            let digits = unscaled
+                .unsigned_abs()
+                .to_string()
+                .trim_end_matches('0')
+                .len();
+            match text().parse::<f64>() {
+                Ok(v) if digits <= 15 && v.is_finite() => Value::from(v),
+                _ => Value::String(text()),
+            }
+        }
+        _ => Value::String(text()),
     }
 }

@@ -1,20 +1,23 @@
 //! `ingestor status`: what the vault holds. Reads the vault alone (and `ingestor.toml`
 //! for where it is): a broken definition file does not stop it.
 
-use crate::cli::{Cli, SqlFormat};
-use crate::commands::sql::{open_vault, print_query};
+use crate::cli::{Cli, ReportFormat, SqlFormat};
+use crate::commands::sql::{json_rows, open_vault, print_query};
 use crate::db::{ident, literal};
 use crate::error::{VaultError, EXIT_OK};
 use crate::plan::Paths;
 use crate::vault::meta;
 
 /// Run `status`.
-pub fn run(cli: &Cli) -> anyhow::Result<i32> {
+pub fn run(cli: &Cli, format: ReportFormat) -> anyhow::Result<i32> {
     let paths = Paths::load(cli)?;
     let conn = open_vault(cli)?;
-    outln!("vault: {}", paths.database.display())?;
-    outln!("sources:")?;
-    print_query(&conn, meta::STATUS_SOURCES, SqlFormat::Table)?;
+    let human = format == ReportFormat::Human;
+    if human {
+        outln!("vault: {}", paths.database.display())?;
+        outln!("sources:")?;
+        print_query(&conn, meta::STATUS_SOURCES, SqlFormat::Table)?;
+    }
     // The hubs the vault has, whatever the tags/ folder says today.
     let mut stmt = conn
         .prepare(
@@ -36,7 +39,18 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
             )
         })
         .collect();
-    if !hubs.is_empty() {
+    if !human {
+        let doc = serde_json::json!({
+            "vault": paths.database.display().to_string(),
+            "sources": json_rows(&conn, meta::STATUS_SOURCES)?,
+            "hubs": if hubs.is_empty() {
+                serde_json::json!([])
+            } else {
+                json_rows(&conn, &hubs.join(" UNION ALL "))?
+            },
+        });
+        outln!("{}", serde_json::to_string_pretty(&doc)?)?;
+    } else if !hubs.is_empty() {
         outln!("hubs:")?;
         print_query(&conn, &hubs.join(" UNION ALL "), SqlFormat::Table)?;
     }

@@ -50,7 +50,8 @@ pub fn run(cli: &Cli, args: &SyncArgs) -> anyhow::Result<i32> {
         }
         _ => None,
     };
-    let progress = progress_bar(cli.quiet || args.json);
+    let json = args.json || args.format == crate::cli::ReportFormat::Json;
+    let progress = progress_bar(cli.quiet || json);
     let mut pipeline = Pipeline::new(
         &plan.project,
         conn.as_ref(),
@@ -83,7 +84,7 @@ pub fn run(cli: &Cli, args: &SyncArgs) -> anyhow::Result<i32> {
         }
         eprintln!("time total: {:.3}s", started.elapsed().as_secs_f64());
     }
-    if args.json {
+    if json {
         let doc = RunReport {
             run_id,
             dry_run: plan.dry_run,

@@ -119,3 +119,35 @@ fn junit_format_is_a_report_ci_systems_read() {
         "not well-formed:\n{xml}"
     );
 }
+
+/// The README's CI jobs run `ingestor check --format github` and `--format junit`: the same
+/// commands, run here on a source that lost a field, fail and say where.
+#[test]
+fn the_readme_ci_commands_fail_a_broken_source() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README");
+    let ci = &readme[readme.find("## In CI").expect("an In CI section")..];
+    let commands: Vec<Vec<&str>> = ci
+        .lines()
+        .filter_map(|l| l.split("ingestor check --format").nth(1))
+        .map(|rest| {
+            let args = rest.split('>').next().unwrap_or_default();
+            ["check", "--format"]
+                .into_iter()
+                .chain(args.split_whitespace())
+                .collect()
+        })
+        .collect();
+    assert_eq!(commands.len(), 2, "{commands:?}");
+    let p = Project::tx();
+    p.file("in/bank/jan.csv", GOOD);
+    p.file("in/bank/feb.csv", "id,Date,Memo\nT2,2026-02-01,x\n");
+    for args in commands {
+        let out = p.run(&args).code(1);
+        assert!(
+            out.stdout.contains("in/bank/feb.csv"),
+            "{args:?}: {}",
+            out.stdout
+        );
+    }
+}

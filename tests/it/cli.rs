@@ -232,3 +232,48 @@ fn sql_reads_the_query_from_stdin_with_a_dash() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "n\n2\n");
 }
+
+/// Issue 10: every command that prints results can print JSON.
+#[test]
+fn status_runs_schema_and_sync_print_json() {
+    let p = loaded();
+    let json = |args: &[&str]| -> serde_json::Value {
+        let out = p.run(args).code(0);
+        serde_json::from_str(&out.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}\n{}", out.stdout))
+    };
+    let status = json(&["status", "--format", "json"]);
+    assert_eq!(status["sources"][0]["source"], "bank");
+    assert_eq!(status["sources"][0]["files"], 1);
+    assert_eq!(
+        status["hubs"][0],
+        serde_json::json!({"tag": "tx", "hub_keys": 2})
+    );
+    let runs = json(&["runs", "--format", "json"]);
+    assert_eq!(runs["runs"][0]["status"], "ok");
+    assert_eq!(runs["failed_inputs"], serde_json::json!([]));
+    let schema = json(&["schema", "--format", "json"]);
+    assert_eq!(schema[0]["source"], "bank");
+    let columns = &schema[0]["satellites"][0]["columns"];
+    assert_eq!(
+        columns[2],
+        serde_json::json!({"name": "Amount", "type": "decimal(18,2)", "field": "amount"})
+    );
+    let sync = json(&["sync", "--format", "json"]);
+    assert_eq!(sync["sources"][0]["units"][0]["status"], "skipped");
+    // Decimals are numbers when a double holds them exactly, keys in column order.
+    let out = p
+        .run(&[
+            "sql",
+            "SELECT 2 AS b, amount AS a, 12345678901234567.89 AS big FROM tx ORDER BY a LIMIT 1",
+            "--format",
+            "json",
+        ])
+        .code(0);
+    assert!(
+        out.stdout
+            .contains("\"b\": 2,\n    \"a\": -4.5,\n    \"big\": \"12345678901234567.89\""),
+        "{}",
+        out.stdout
+    );
+}
