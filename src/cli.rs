@@ -34,22 +34,31 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Scaffold a project: ingestor.toml, tags/, sources/, data/.
+    #[command(after_help = "Examples:\n  ingestor init my-data\n  ingestor -C my-data check")]
     Init {
         /// Folder to create the project in (default: the project folder).
         #[arg(value_name = "DIR")]
         path: Option<PathBuf>,
     },
     /// Load new and changed inputs into the vault.
+    #[command(
+        after_help = "Examples:\n  ingestor sync\n  ingestor sync bank_giro --dry-run\n  ingestor sync --format json | jq '.exit_code'"
+    )]
     Sync(SyncArgs),
     /// Check every source's inputs against its tags, without loading.
+    #[command(
+        after_help = "Examples:\n  ingestor check\n  ingestor check bank_giro --format json\n  ingestor check --format junit > report.xml"
+    )]
     Check(CheckArgs),
     /// What the vault holds: sources, files, satellites, hubs.
+    #[command(after_help = "Examples:\n  ingestor status\n  ingestor status --format json")]
     Status {
         /// Output format.
         #[arg(long, value_enum, default_value_t = ReportFormat::Human)]
         format: ReportFormat,
     },
     /// Recent runs and the inputs they loaded or failed on.
+    #[command(after_help = "Examples:\n  ingestor runs --limit 5")]
     Runs {
         /// How many runs to show.
         #[arg(long, default_value_t = 20)]
@@ -59,6 +68,7 @@ pub enum Command {
         format: ReportFormat,
     },
     /// Satellite versions of a source and their columns.
+    #[command(after_help = "Examples:\n  ingestor schema bank_giro --diff")]
     Schema {
         /// Source name (default: all sources).
         source: Option<String>,
@@ -70,13 +80,20 @@ pub enum Command {
         format: ReportFormat,
     },
     /// Replay the vault from the lake alone, and swap it in when every unit loaded.
+    #[command(
+        after_help = "Examples:\n  ingestor rebuild            # after editing tags/ or sources/\n  ingestor rebuild card       # one source; the others are kept"
+    )]
     Rebuild(RebuildArgs),
     /// The lake of input files.
+    #[command(after_help = "Examples:\n  ingestor lake verify")]
     Lake {
         #[command(subcommand)]
         command: LakeCommand,
     },
     /// Run SQL against the vault.
+    #[command(
+        after_help = "Examples:\n  ingestor sql \"SELECT date_trunc('month', date) AS m, sum(amount) FROM transactions GROUP BY ALL ORDER BY m\"\n  ingestor sql - --format csv < report.sql"
+    )]
     Sql {
         /// The query; `-` reads it from stdin.
         query: String,

@@ -79,12 +79,20 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> anyhow::Result<i32> {
         )?,
         CheckFormat::Junit => out!("{}", junit(&findings))?,
         CheckFormat::Github => {
+            // The annotation goes on the source's definition, which a pull request changes
+            // (an input is often not in the repository at all); the message names the input.
+            let sources_dir = project.defs.dir.join(&project.defs.project.sources);
             for f in findings.iter().filter(|f| !f.ok) {
+                let definition = project.display(&sources_dir.join(format!("{}.toml", f.source)));
                 outln!(
-                    "::error file={},title=ingestor check: {}::{}",
-                    f.path,
+                    "::error file={definition},title=ingestor check: {}::{}: {}",
                     f.source,
-                    f.error.as_deref().unwrap_or("").replace('\n', "%0A")
+                    f.path,
+                    f.error
+                        .as_deref()
+                        .unwrap_or("")
+                        .replace('%', "%25")
+                        .replace('\n', "%0A")
                 )?;
             }
         }

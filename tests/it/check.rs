@@ -55,8 +55,9 @@ fn github_format_annotates_the_failing_file() {
     p.file("in/bank/feb.csv", "id,Date,Memo\nT2,2026-02-01,x\n");
     let out = p.run(&["check", "--format", "github"]).code(1);
     assert!(
-        out.stdout
-            .starts_with("::error file=in/bank/feb.csv,title=ingestor check: bank::"),
+        out.stdout.starts_with(
+            "::error file=sources/bank.toml,title=ingestor check: bank::in/bank/feb.csv: "
+        ),
         "{}",
         out.stdout
     );

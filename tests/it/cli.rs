@@ -277,3 +277,28 @@ fn status_runs_schema_and_sync_print_json() {
         out.stdout
     );
 }
+
+#[test]
+fn sql_runs_several_statements_and_prints_the_last_result() {
+    let p = loaded();
+    p.run(&[
+        "sql",
+        "CREATE TEMP TABLE t AS SELECT amount FROM main.tx; SELECT count(*) AS n FROM t",
+        "--format",
+        "csv",
+    ])
+    .code(0)
+    .stdout_has(&["n\n2\n"]);
+}
+
+#[test]
+fn every_subcommand_help_shows_an_example() {
+    let p = Project::new();
+    for cmd in [
+        "init", "sync", "check", "status", "runs", "schema", "sql", "rebuild", "lake",
+    ] {
+        p.run(&[cmd, "--help"])
+            .code(0)
+            .stdout_has(&["Examples:", &format!("ingestor {cmd}")]);
+    }
+}
