@@ -13,7 +13,9 @@ use encoding_rs::Encoding;
 use encoding_rs_io::DecodeReaderBytesBuilder;
 use serde::Deserialize;
 
-use super::{InputBatch, InputReader, OpenContext, ReaderKind, ValueFormat, BATCH_ROWS};
+use super::{
+    pattern, End, InputBatch, InputReader, OpenContext, ReaderKind, ValueFormat, BATCH_ROWS,
+};
 use crate::error::ReadError;
 
 /// `[reader] type = "csv"`.
@@ -80,17 +82,6 @@ pub enum Ragged {
     Join,
 }
 
-/// Where a CSV source's data ends.
-#[derive(Debug, Clone)]
-enum End {
-    /// At the end of the file.
-    File,
-    /// At the first blank line after data.
-    Blank,
-    /// At the first row matching this.
-    Pattern(regex::Regex),
-}
-
 /// A `date_format` without a year needs `year`, and `year` needs such a format: a date
 /// is never completed with a year nobody chose.
 pub fn check_year(date_format: Option<&str>, year: Option<i32>) -> Result<(), (String, String)> {
@@ -106,11 +97,6 @@ pub fn check_year(date_format: Option<&str>, year: Option<i32>) -> Result<(), (S
         )),
         _ => Ok(()),
     }
-}
-
-/// Compile a regular expression of option `key`.
-fn pattern(key: &str, text: &str) -> Result<regex::Regex, (String, String)> {
-    regex::Regex::new(text).map_err(|e| (key.to_string(), format!("not a regular expression: {e}")))
 }
 
 fn one_char(key: &str, value: &Option<String>) -> Result<Option<char>, (String, String)> {
@@ -195,11 +181,7 @@ impl CsvConfig {
     }
 
     fn end(&self) -> Result<End, (String, String)> {
-        Ok(match self.end.as_deref() {
-            None => End::File,
-            Some("blank") => End::Blank,
-            Some(p) => End::Pattern(pattern("end", p)?),
-        })
+        End::parse(self.end.as_deref())
     }
 
     fn decoding(&self) -> Result<Decoding, (String, String)> {

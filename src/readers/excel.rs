@@ -19,7 +19,9 @@ use duckdb::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use duckdb::arrow::record_batch::RecordBatch;
 use serde::Deserialize;
 
-use super::{InputBatch, InputReader, OpenContext, Place, ReaderKind, ValueFormat, BATCH_ROWS};
+use super::{
+    pattern, End, InputBatch, InputReader, OpenContext, Place, ReaderKind, ValueFormat, BATCH_ROWS,
+};
 use crate::error::ReadError;
 
 /// Name of the column that records each row's sheet when `sheets` loads several.
@@ -70,6 +72,43 @@ pub struct ExcelConfig {
     /// The year of text dates whose `date_format` has none.
     #[serde(default)]
     pub year: Option<i32>,
+    /// Whether the table has a header row (default true).
+    #[serde(default)]
+    pub header: Option<bool>,
+    /// The columns' names when `header = false` (default `column_A`, `column_B`, …).
+    #[serde(default)]
+    pub columns: Option<Vec<String>>,
+    /// Rows that are not data: regular expressions matched against the row's text (its
+    /// cells' text joined by tabs), such as `'^Total'`.
+    #[serde(default)]
+    pub skip_rows_matching: Vec<String>,
+    /// Where the data ends: `"blank"` (the first empty row after data) or a regular
+    /// expression (the first row matching it, and every row after it, are not data).
+    #[serde(default)]
+    pub end: Option<String>,
+}
+
+/// What in a sheet is data, beyond the header and the block: `ExcelConfig`'s row options.
+struct RowRules {
+    header: bool,
+    columns: Option<Vec<String>>,
+    skip: Vec<regex::Regex>,
+    end: End,
+}
+
+impl RowRules {
+    fn of(config: &ExcelConfig) -> Result<RowRules, (String, String)> {
+        Ok(RowRules {
+            header: config.header.unwrap_or(true),
+            columns: config.columns.clone(),
+            skip: config
+                .skip_rows_matching
+                .iter()
+                .map(|p| pattern("skip_rows_matching", p))
+                .collect::<Result<_, _>>()?,
+            end: End::parse(config.end.as_deref())?,
+        })
+    }
 }
 
 impl ReaderKind for ExcelConfig {
@@ -118,6 +157,19 @@ impl ExcelConfig {
     /// Cross-field rules, as (key, what was expected).
     pub fn check(&self) -> Result<(), (String, String)> {
         super::csv::check_year(self.date_format.as_deref(), self.year)?;
+        RowRules::of(self)?;
+        if self.columns.is_some() && self.header.unwrap_or(true) {
+            return Err((
+                "columns".into(),
+                "names the columns of a table without a header; add `header = false`".into(),
+            ));
+        }
+        if self.header == Some(false) && self.header_row.is_some() {
+            return Err((
+                "header_row".into(),
+                "there is no header row with `header = false`".into(),
+            ));
+        }
         if self.sheet.is_some() && self.sheets.is_some() {
             return Err((
                 "sheets".into(),
@@ -535,10 +587,11 @@ impl ExcelReader {
             .map(parse_range)
             .transpose()
             .map_err(|m| read_error(name, m))?;
+        let rules = RowRules::of(config).map_err(|(_, m)| read_error(name, m))?;
         let mut tables = Vec::new();
         for i in selected {
             let (sheet, range) = &workbook[i];
-            tables.push(table(name, sheet, range, config.header_row, block)?);
+            tables.push(table(name, sheet, range, config.header_row, block, &rules)?);
         }
         let first = &tables[0];
         for t in &tables[1..] {
@@ -706,6 +759,7 @@ fn table(
     range: &Range<Data>,
     header_row: Option<u32>,
     block: Option<(Pos, Pos)>,
+    rules: &RowRules,
 ) -> Result<Table, ReadError> {
     let empty = || read_error(name, format!("sheet `{sheet}` is empty"));
     let (start, end) = match (range.start(), range.end()) {
@@ -736,6 +790,7 @@ fn table(
         .ok_or_else(empty)?;
     let width = (last_col - lo.1 + 1) as usize;
     let header = match header_row {
+        _ if !rules.header => lo.0,
         Some(h) => {
             let r = h - 1;
             if r < lo.0 || r > last_row {
@@ -761,10 +816,41 @@ fn table(
     // The table starts at the header's first filled cell (title rows often sit further left).
     let first_col = (lo.1..=last_col)
         .find(|&c| !is_empty(cell(header, c)))
-        .unwrap_or(lo.1);
+        .unwrap_or(lo.1)
+        .min(if rules.header { u32::MAX } else { lo.1 });
     let positions: Vec<u32> = (first_col..=last_col).collect();
     let mut columns: Vec<String> = Vec::with_capacity(positions.len());
-    for &c in &positions {
+    if !rules.header {
+        columns = match &rules.columns {
+            Some(names) if names.len() != positions.len() => {
+                return Err(read_error(
+                    name,
+                    format!(
+                        "sheet `{sheet}` has {} columns but `columns` names {}",
+                        positions.len(),
+                        names.len()
+                    ),
+                ))
+            }
+            Some(names) => names.clone(),
+            None => positions
+                .iter()
+                .map(|&c| format!("column_{}", column_letters(c)))
+                .collect(),
+        };
+    }
+    let header_text: Vec<String> = positions
+        .iter()
+        .map(|&c| {
+            convert(cell(header, c))
+                .ok()
+                .and_then(|x| x.text())
+                .unwrap_or_default()
+                .trim()
+                .to_string()
+        })
+        .collect();
+    for &c in positions.iter().filter(|_| rules.header) {
         let mut col = match cell(header, c) {
             Data::Empty => String::new(),
             d => convert(d)
@@ -789,9 +875,39 @@ fn table(
         columns.push(col);
     }
     let mut rows = Vec::new();
-    for r in header + 1..=last_row {
+    let first_data = if rules.header { header + 1 } else { header };
+    for r in first_data..=last_row {
         if positions.iter().all(|&c| is_empty(cell(r, c))) {
+            if matches!(rules.end, End::Blank) && !rows.is_empty() {
+                break;
+            }
             continue;
+        }
+        let text: Vec<String> = positions
+            .iter()
+            .map(|&c| {
+                convert(cell(r, c))
+                    .ok()
+                    .and_then(|x| x.text())
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string()
+            })
+            .collect();
+        // A repeated header is not data.
+        if rules.header && text == header_text {
+            continue;
+        }
+        if !rules.skip.is_empty() || matches!(rules.end, End::Pattern(_)) {
+            let line = text.join("\t");
+            if let End::Pattern(end) = &rules.end {
+                if end.is_match(&line) {
+                    break;
+                }
+            }
+            if rules.skip.iter().any(|p| p.is_match(&line)) {
+                continue;
+            }
         }
         let mut cells = Vec::with_capacity(positions.len());
         for &c in &positions {

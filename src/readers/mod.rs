@@ -135,6 +135,33 @@ impl Default for ValueFormat {
     }
 }
 
+/// Where a source's data ends (`end` of CSV and spreadsheet sources).
+#[derive(Debug, Clone)]
+pub enum End {
+    /// At the end of the file or table.
+    File,
+    /// At the first blank row after data.
+    Blank,
+    /// At the first row matching this.
+    Pattern(regex::Regex),
+}
+
+impl End {
+    /// The `end` option: none, `"blank"`, or a regular expression.
+    pub fn parse(option: Option<&str>) -> Result<End, (String, String)> {
+        Ok(match option {
+            None => End::File,
+            Some("blank") => End::Blank,
+            Some(p) => End::Pattern(pattern("end", p)?),
+        })
+    }
+}
+
+/// Compile a regular expression of option `key`.
+pub fn pattern(key: &str, text: &str) -> Result<regex::Regex, (String, String)> {
+    regex::Regex::new(text).map_err(|e| (key.to_string(), format!("not a regular expression: {e}")))
+}
+
 /// Whether a chrono date format writes the year (`%Y`, `%y`, `%C`, `%G`, `%F`, `%D`,
 /// `%x`, `%+`).
 pub fn format_has_year(format: &str) -> bool {

@@ -279,3 +279,34 @@ fn an_xls_name_is_read_for_what_the_file_really_is() {
             .stderr_has(&["in/old.xls", says, "save it as .xlsx"]);
     }
 }
+
+/// Issue 10: sheets without a header, and rows that are not data.
+#[test]
+fn sheets_without_a_header_and_rows_that_are_not_data() {
+    // The data block alone, named by the source.
+    let p = project(
+        "range = \"A4:C10\"\nheader = false\ncolumns = [\"Date\", \"Description\", \"Amount\"]",
+        "",
+    );
+    p.file("in/statement.xlsx", fixture("statement.xlsx"));
+    p.sync().code(0);
+    assert_eq!(rows(&p), JANUARY);
+    // A row pattern drops rows; `end` stops at a row and drops it and all below.
+    let p = project("skip_rows_matching = ['Refund']\nend = 'Pharmacy'", "");
+    p.file("in/statement.xlsx", fixture("statement.xlsx"));
+    p.sync().code(0);
+    assert_eq!(rows(&p), JANUARY[..3]);
+    // `columns` that do not fit the block are named, as is `columns` without `header = false`.
+    let p = project(
+        "range = \"A4:E10\"\nheader = false\ncolumns = [\"Date\"]",
+        "",
+    );
+    p.file("in/statement.xlsx", fixture("statement.xlsx"));
+    p.sync()
+        .code(3)
+        .stderr_has(&["has 5 columns but `columns` names 1"]);
+    let p = project("columns = [\"Date\"]", "");
+    p.run(&["check"])
+        .code(2)
+        .stderr_has(&["columns", "header = false"]);
+}
