@@ -143,7 +143,7 @@ pub fn remove_spill(path: &Path) -> Result<(), VaultError> {
 }
 
 /// Apply `[duckdb]` settings of ingestor.toml to a connection.
-pub fn configure(conn: &Connection, settings: &DuckdbConfig) -> Result<(), VaultError> {
+pub fn configure(conn: &Connection, settings: &DuckdbConfig) -> anyhow::Result<()> {
     // Satellite rows carry their own position (row_number); their order in the table means
     // nothing, and not keeping it lets DuckDB insert on every core.
     conn.execute_batch("SET preserve_insertion_order = false")
@@ -153,9 +153,11 @@ pub fn configure(conn: &Connection, settings: &DuckdbConfig) -> Result<(), Vault
         .as_deref()
         .unwrap_or(DEFAULT_MEMORY_LIMIT);
     conn.execute_batch(&format!("SET memory_limit = {}", literal(limit)))
-        .map_err(VaultError::db(format!(
-            "cannot set memory_limit = {limit:?} ([duckdb] in ingestor.toml)"
-        )))?;
+        .map_err(|e| {
+            UsageError(format!(
+                "`[duckdb] memory_limit = {limit:?}` in ingestor.toml: DuckDB does not take it ({e})"
+            ))
+        })?;
     Ok(())
 }
 

@@ -49,7 +49,17 @@ impl Project {
     pub fn hasher(&self) -> anyhow::Result<RecipeHasher> {
         Ok(match &self.defs.project.hash.key_secret {
             None => RecipeHasher::plain(),
-            Some(name) => RecipeHasher::keyed(&EnvStore.get(name)?),
+            Some(name) => {
+                let key = EnvStore.get(name)?;
+                // An empty key would key nothing, and anyone could recompute every hash.
+                if key.trim().is_empty() {
+                    return Err(crate::error::UsageError(format!(
+                        "secret `{name}` ([hash] key_secret) is empty; a vault key must not be"
+                    ))
+                    .into());
+                }
+                RecipeHasher::keyed(&key)
+            }
         })
     }
 }

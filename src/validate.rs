@@ -270,8 +270,9 @@ fn hint(wanted: &str, columns: &[String]) -> String {
                 d.to_string()
             };
             return format!(
-                " (found one column, `{only}`; is the delimiter `{shown}`? Set \
-                 `delimiter = \"{shown}\"` under [reader])"
+                " (found one column, `{}`; is the delimiter `{shown}`? Set \
+                 `delimiter = \"{shown}\"` under [reader])",
+                shorten(only)
             );
         }
     }
@@ -288,9 +289,38 @@ fn hint(wanted: &str, columns: &[String]) -> String {
         .filter_map(|c| close(c).map(|d| (d, c)))
         .min_by_key(|(d, _)| *d);
     match best {
-        Some((_, c)) => format!(" (closest column: `{c}`, renamed?)"),
-        None => format!(" (columns: {})", columns.join(", ")),
+        Some((_, c)) => format!(" (closest column: `{}`, renamed?)", shorten(c)),
+        None => {
+            // A header can be megabytes long (a file that is not a table): name a few.
+            let shown: Vec<String> = columns.iter().take(12).map(|c| shorten(c)).collect();
+            let more = columns.len().saturating_sub(shown.len());
+            let more = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            format!(" (columns: {}{more})", shown.join(", "))
+        }
     }
+}
+
+/// At most 60 characters of a value or name from an input, for a message, its control
+/// characters escaped: a whole line of input, or a terminal escape, never reaches one.
+fn shorten(text: &str) -> String {
+    const MAX: usize = 60;
+    let mut out = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i == MAX {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {
@@ -325,7 +355,7 @@ fn parse_column(
                 let raw = input.value(row);
                 match $parse(raw.trim()) {
                     Ok(v) => b.append_value(v),
-                    Err(why) => return Err((row, format!("value {raw:?} {why}"))),
+                    Err(why) => return Err((row, format!("value {:?} {why}", shorten(raw)))),
                 }
             }
             Arc::new(b.finish()) as ArrayRef
@@ -822,6 +852,18 @@ mod tests {
         assert!(hint("Bookng Date", &cols).contains("closest column: `Booking Date`"));
         assert!(hint("Amount (EUR)", &cols).contains("closest column: `Amount`"));
         assert!(!hint("Currency", &cols).contains("closest"));
+    }
+
+    /// Issue 12: a header of megabytes, or control bytes, never reach a message whole.
+    #[test]
+    fn messages_shorten_and_escape_what_inputs_hold() {
+        let wide: Vec<String> = (0..5000).map(|i| format!("c{i}")).collect();
+        let h = hint("Amount", &wide);
+        assert!(h.len() < 200, "{h}");
+        assert!(h.ends_with("and 4988 more)"), "{h}");
+        let long = "x".repeat(10_000);
+        assert_eq!(shorten(&long).chars().count(), 61);
+        assert_eq!(shorten("a\u{1b}[31mb"), "a\\u{1b}[31mb");
     }
 
     /// Issue 10: a file split at the wrong delimiter was reported as a renamed column.

@@ -14,7 +14,8 @@ use encoding_rs_io::DecodeReaderBytesBuilder;
 use serde::Deserialize;
 
 use super::{
-    pattern, End, InputBatch, InputReader, OpenContext, ReaderKind, ValueFormat, BATCH_ROWS,
+    pattern, End, InputBatch, InputReader, OpenContext, ReaderKind, UniqueNames, ValueFormat,
+    BATCH_ROWS,
 };
 use crate::error::ReadError;
 
@@ -114,7 +115,7 @@ fn one_char(key: &str, value: &Option<String>) -> Result<Option<char>, (String, 
 }
 
 /// Resolved encoding choice.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 enum Decoding {
     /// BOM, else UTF-8 with a Windows-1252 fallback per value.
     Auto,
@@ -144,6 +145,16 @@ impl ReaderKind for CsvConfig {
     }
 }
 
+impl Decoding {
+    /// `Fixed(e)` when `keep(e)`, else `Auto`.
+    fn filter(self, keep: impl Fn(&&'static Encoding) -> bool) -> Decoding {
+        match self {
+            Decoding::Fixed(e) if keep(&e) => Decoding::Fixed(e),
+            _ => Decoding::Auto,
+        }
+    }
+}
+
 impl CsvConfig {
     /// Cross-field rules, as (key, what was expected).
     pub fn check(&self) -> Result<(), (String, String)> {
@@ -163,6 +174,10 @@ impl CsvConfig {
             ));
         }
         self.decoding()?;
+        super::check_formats(
+            self.date_format.as_deref(),
+            self.timestamp_format.as_deref(),
+        )?;
         check_year(self.date_format.as_deref(), self.year)?;
         for p in &self.skip_rows_matching {
             pattern("skip_rows_matching", p)?;
@@ -404,7 +419,9 @@ impl CsvReader {
         })?;
         let mut builder = DecodeReaderBytesBuilder::new();
         builder.strip_bom(true);
-        if let Decoding::Fixed(enc) = decoding {
+        // UTF-8, when the source says so, is read as it is: a byte that is not UTF-8 is
+        // an error naming its line and column, not a replacement character.
+        if let Decoding::Fixed(enc) = decoding.filter(|e| *e != encoding_rs::UTF_8) {
             builder.encoding(Some(enc));
         }
         let decoded: Box<dyn Read + Send> = if head.cr_only {
@@ -489,6 +506,7 @@ impl CsvReader {
             return Err(invalid("has no header row".into()));
         }
         let mut columns: Vec<String> = Vec::with_capacity(header.len());
+        let mut names = UniqueNames::default();
         for (i, raw) in header.iter().enumerate() {
             let text = decode(raw, fallback_1252).ok_or_else(|| ReadError::Malformed {
                 path: name.to_string(),
@@ -499,15 +517,7 @@ impl CsvReader {
             if col.is_empty() {
                 col = format!("column_{}", i + 1);
             }
-            if columns.contains(&col) {
-                let base = col.clone();
-                let mut n = 2;
-                while columns.contains(&col) {
-                    col = format!("{base}_{n}");
-                    n += 1;
-                }
-            }
-            columns.push(col);
+            columns.push(names.unique(col));
         }
         let schema = Arc::new(Schema::new(
             columns

@@ -20,7 +20,8 @@ use duckdb::arrow::record_batch::RecordBatch;
 use serde::Deserialize;
 
 use super::{
-    pattern, End, InputBatch, InputReader, OpenContext, Place, ReaderKind, ValueFormat, BATCH_ROWS,
+    pattern, End, InputBatch, InputReader, OpenContext, Place, ReaderKind, UniqueNames,
+    ValueFormat, BATCH_ROWS,
 };
 use crate::error::ReadError;
 
@@ -156,6 +157,10 @@ impl ReaderKind for ExcelConfig {
 impl ExcelConfig {
     /// Cross-field rules, as (key, what was expected).
     pub fn check(&self) -> Result<(), (String, String)> {
+        super::check_formats(
+            self.date_format.as_deref(),
+            self.timestamp_format.as_deref(),
+        )?;
         super::csv::check_year(self.date_format.as_deref(), self.year)?;
         RowRules::of(self)?;
         if self.columns.is_some() && self.header.unwrap_or(true) {
@@ -820,6 +825,7 @@ fn table(
         .min(if rules.header { u32::MAX } else { lo.1 });
     let positions: Vec<u32> = (first_col..=last_col).collect();
     let mut columns: Vec<String> = Vec::with_capacity(positions.len());
+    let mut names = UniqueNames::default();
     if !rules.header {
         columns = match &rules.columns {
             Some(names) if names.len() != positions.len() => {
@@ -864,15 +870,7 @@ fn table(
             // Blank or merged header cell: named after where it is.
             col = format!("column_{}", column_letters(c));
         }
-        if columns.contains(&col) {
-            let base = col.clone();
-            let mut n = 2;
-            while columns.contains(&col) {
-                col = format!("{base}_{n}");
-                n += 1;
-            }
-        }
-        columns.push(col);
+        columns.push(names.unique(col));
     }
     let mut rows = Vec::new();
     let first_data = if rules.header { header + 1 } else { header };

@@ -157,6 +157,43 @@ impl End {
     }
 }
 
+/// Column names made unique as a header is read. DuckDB's identifiers ignore case, so
+/// `Text` and `TEXT` in one header are one name twice: the second becomes `TEXT_2`.
+#[derive(Default)]
+pub struct UniqueNames {
+    seen: std::collections::HashSet<String>,
+}
+
+impl UniqueNames {
+    /// `name`, or `name_2`, `name_3`, … if it is taken.
+    pub fn unique(&mut self, name: String) -> String {
+        let mut out = name.clone();
+        let mut n = 2;
+        while !self.seen.insert(out.to_lowercase()) {
+            out = format!("{name}_{n}");
+            n += 1;
+        }
+        out
+    }
+}
+
+/// `date_format` and `timestamp_format` must be chrono formats: a specifier chrono does
+/// not know is a definition error, not a rejected file.
+pub fn check_formats(date: Option<&str>, timestamp: Option<&str>) -> Result<(), (String, String)> {
+    use chrono::format::{Item, StrftimeItems};
+    for (key, format) in [("date_format", date), ("timestamp_format", timestamp)] {
+        if let Some(f) = format {
+            if StrftimeItems::new(f).any(|i| matches!(i, Item::Error)) {
+                return Err((
+                    key.into(),
+                    format!("`{f}` is not a chrono format (such as `%d.%m.%Y`)"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Compile a regular expression of option `key`.
 pub fn pattern(key: &str, text: &str) -> Result<regex::Regex, (String, String)> {
     regex::Regex::new(text).map_err(|e| (key.to_string(), format!("not a regular expression: {e}")))

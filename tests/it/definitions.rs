@@ -167,10 +167,41 @@ fn duckdb_memory_limit_is_passed_to_duckdb() {
         "id,Date,Amount,Memo\nT1,2026-01-01,1.00,x\n",
     );
     p.file("ingestor.toml", "[duckdb]\nmemory_limit = \"lots\"\n");
+    // Issue 12: a setting DuckDB refuses is a definition error (exit 2), not a vault one.
     p.sync()
-        .code(4)
-        .stderr_has(&["memory_limit", "[duckdb] in ingestor.toml"]);
+        .code(2)
+        .stderr_has(&["`[duckdb] memory_limit = \"lots\"` in ingestor.toml"]);
     p.file("ingestor.toml", "[duckdb]\nmemory_limit = \"64MB\"\n");
     p.sync().code(0);
     assert_eq!(p.int("SELECT count(*) FROM main.bank"), 1);
+}
+
+/// Issue 12: a date format chrono does not know is a definition error, not a rejected file.
+#[test]
+fn a_date_format_that_is_no_format_is_a_definition_error() {
+    let p = Project::tx();
+    p.file(
+        "sources/bank.toml",
+        format!("{}date_format = \"%d.%m.%Q\"\n", crate::common::BANK_SOURCE),
+    );
+    p.run(&["check"]).code(2).stderr_has(&[
+        "sources/bank.toml",
+        "date_format",
+        "not a chrono format",
+    ]);
+}
+
+/// Issue 12: an empty vault key keys nothing.
+#[test]
+fn an_empty_vault_key_is_refused() {
+    let p = Project::tx();
+    p.file("ingestor.toml", "[hash]\nkey_secret = \"vault_key\"\n");
+    p.file(
+        "in/bank/a.csv",
+        "id,Date,Amount,Memo\nT1,2026-01-01,1.00,x\n",
+    );
+    p.run_env(&["sync"], &[("INGESTOR_SECRET_VAULT_KEY", "  ")])
+        .code(2)
+        .stderr_has(&["vault_key", "is empty"]);
+    assert!(!p.path("ingestor.duckdb").exists());
 }

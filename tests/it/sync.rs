@@ -959,3 +959,31 @@ fn derived_amounts_from_credit_and_debit_a_sign_column_or_negation() {
         .code(2)
         .stderr_has(&["sources/app.toml", "fields.amount", "negative"]);
 }
+
+/// Issue 12: headers that differ only in case are two columns; bytes that are not UTF-8
+/// under `encoding = "utf-8"` are an error, not replacement characters.
+#[test]
+fn case_twin_headers_load_and_explicit_utf8_is_strict() {
+    let p = Project::tx();
+    p.file(
+        "in/bank/a.csv",
+        "id,Date,Amount,Memo,text,TEXT\nT1,2026-01-01,1.00,x,a,b\n",
+    );
+    p.sync().code(0);
+    assert_eq!(
+        p.texts("SELECT \"text\" || \"TEXT_2\" FROM main.bank"),
+        ["ab"]
+    );
+    p.file(
+        "sources/bank.toml",
+        format!("{}encoding = \"utf-8\"\n", crate::common::BANK_SOURCE),
+    );
+    p.file(
+        "in/bank/b.csv",
+        b"id,Date,Amount,Memo\nT2,2026-01-02,2.00,Caf\xe9\n",
+    );
+    p.sync()
+        .code(3)
+        .stderr_has(&["in/bank/b.csv", "line 2", "`Memo` is not valid UTF-8"]);
+    assert_eq!(p.int("SELECT count(*) FROM main.bank WHERE id = 'T2'"), 0);
+}
