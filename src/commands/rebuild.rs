@@ -38,6 +38,8 @@ pub fn run(cli: &Cli, args: &RebuildArgs) -> anyhow::Result<i32> {
     // committing loads the new vault would not have.
     let old = match db::open_existing(vault)? {
         Some(old) => {
+            // Someone else's database under the vault's name is not replaced.
+            crate::vault::refuse_foreign(&old, vault)?;
             if meta::vault_value(&old, "format_version").is_some() {
                 Pipeline::reconcile_manifest(&old, &project.lake, &name)?;
             }

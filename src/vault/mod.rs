@@ -26,6 +26,7 @@ pub fn open_for_writing(
     hasher: &RecipeHasher,
 ) -> anyhow::Result<Connection> {
     let conn = crate::db::open(database)?;
+    refuse_foreign(&conn, database)?;
     // This process holds the vault's lock now: DuckDB's spill folder, if one is left,
     // is from a process that was killed.
     crate::db::remove_spill(database)?;
@@ -33,4 +34,36 @@ pub fn open_for_writing(
     feed::register(&conn).map_err(VaultError::db("cannot configure DuckDB"))?;
     ddl::ensure(&conn, defs, hasher)?;
     Ok(conn)
+}
+
+/// A DuckDB file is a vault when `meta.vault` records the recipe; an empty one becomes a
+/// vault. Anyone else's database (tables, and no recipe) is refused before anything is
+/// written into it.
+pub fn refuse_foreign(conn: &Connection, database: &std::path::Path) -> Result<(), VaultError> {
+    if meta::vault_value(conn, "hash_recipe").is_some() {
+        return Ok(());
+    }
+    let tables: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM duckdb_tables() WHERE NOT temporary",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(VaultError::db("cannot read the database's tables"))?;
+    let views: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM duckdb_views() WHERE NOT internal AND NOT temporary",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(VaultError::db("cannot read the database's views"))?;
+    if tables + views > 0 {
+        return Err(VaultError::Refused(format!(
+            "`{}` is a DuckDB database but not an ingestor vault (it has {tables} tables and \
+             {views} views, and no meta.vault); it was left as it was. Point `database` in \
+             ingestor.toml (or --db) at another file",
+            database.display()
+        )));
+    }
+    Ok(())
 }

@@ -114,3 +114,40 @@ fn several_failing_sources_exit_with_the_largest_code() {
         .code(3)
         .stderr_has(&["source `bank`", "source `card`"]);
 }
+
+/// Issue 12: someone else's DuckDB file under the vault's name is refused, untouched.
+#[test]
+fn a_foreign_duckdb_file_is_refused_and_left_as_it_was() {
+    let p = Project::tx();
+    p.file(
+        "in/bank/a.csv",
+        "id,Date,Amount,Memo\nT1,2026-01-01,1.00,x\n",
+    );
+    {
+        let other = duckdb::Connection::open(p.path("ingestor.duckdb")).expect("create");
+        other
+            .execute_batch("CREATE TABLE customers (id INTEGER, name VARCHAR); INSERT INTO customers VALUES (1, 'Ada')")
+            .expect("their table");
+    }
+    let before = std::fs::read(p.path("ingestor.duckdb")).expect("bytes");
+    p.sync()
+        .code(4)
+        .stderr_has(&["not an ingestor vault", "1 tables", "left as it was"]);
+    assert_eq!(
+        std::fs::read(p.path("ingestor.duckdb")).expect("bytes"),
+        before
+    );
+    // Nor does a rebuild put a vault in its place.
+    p.run(&["rebuild"])
+        .code(4)
+        .stderr_has(&["not an ingestor vault"]);
+    assert_eq!(
+        std::fs::read(p.path("ingestor.duckdb")).expect("bytes"),
+        before
+    );
+    assert_eq!(p.int("SELECT count(*) FROM customers"), 1);
+    assert_eq!(
+        p.int("SELECT count(*) FROM duckdb_schemas() WHERE schema_name IN ('vault', 'meta')"),
+        0
+    );
+}
