@@ -312,9 +312,67 @@ struct Lines {
     offset: u64,
     /// Whether the last byte read was `\r`.
     after_cr: bool,
+    /// The bytes from the start of the last record on (what the parser may still be
+    /// inside of), and the offset of the first of them.
+    tail: Vec<u8>,
+    tail_start: u64,
 }
 
 impl Lines {
+    /// Forget the bytes before `offset` (records the parser is done with).
+    fn release(&mut self, offset: u64) {
+        if offset > self.tail_start {
+            let cut = ((offset - self.tail_start) as usize).min(self.tail.len());
+            self.tail.drain(..cut);
+            self.tail_start += cut as u64;
+        }
+    }
+
+    /// At the end of the input: whether the record starting at `start` (whose first line
+    /// is `line`) ends inside a quoted value, which the parser silently closes at the end
+    /// of the file. Returns the line where that value's quote opened.
+    fn unclosed_quote(&self, start: u64, line: u64, quote: u8, delimiter: u8) -> Option<u64> {
+        let from = start.saturating_sub(self.tail_start) as usize;
+        let bytes = self.tail.get(from..)?;
+        // Line breaks before the record's first byte were counted into `line` already.
+        let content = bytes.iter().position(|&b| b != b'\n' && b != b'\r')?;
+        let (mut line, mut opened) = (line, line);
+        let (mut field_start, mut quoted, mut after_quote) = (true, false, false);
+        for &b in &bytes[content..] {
+            if quoted {
+                if after_quote {
+                    after_quote = false;
+                    if b == quote {
+                        continue; // a doubled quote: one quote inside the value
+                    }
+                    quoted = false; // the value closed; this byte is outside it
+                } else {
+                    if b == quote {
+                        after_quote = true;
+                    } else if b == b'\n' {
+                        line += 1;
+                    }
+                    continue;
+                }
+            }
+            match b {
+                b'\n' => {
+                    line += 1;
+                    field_start = true;
+                }
+                b'\r' => field_start = true,
+                _ if b == delimiter => field_start = true,
+                _ if b == quote && field_start => {
+                    quoted = true;
+                    opened = line;
+                    field_start = false;
+                }
+                _ => field_start = false,
+            }
+        }
+        (quoted && !after_quote).then_some(opened)
+    }
+
     /// The 1-based line (counted from where parsing started) of the record the parser
     /// reports at `offset`: the end of the previous record, so blank lines right there
     /// are skipped.
@@ -361,6 +419,7 @@ impl<R: Read> Read for LineCounter<R> {
             lines.after_cr = last == b'\r';
         }
         lines.offset += n as u64;
+        lines.tail.extend_from_slice(read);
         Ok(n)
     }
 }
@@ -393,6 +452,9 @@ pub struct CsvReader {
     seen_data: bool,
     /// The line after the last row read: a row starting later follows blank lines.
     next_line: u64,
+    /// Where the last record read starts, and its line, to check the end of the input.
+    last_record: (u64, u64),
+    quote: u8,
 }
 
 impl CsvReader {
@@ -549,6 +611,8 @@ impl CsvReader {
             delimiter,
             seen_data: false,
             next_line: line_offset + 1,
+            last_record: (0, line_offset + 1),
+            quote,
         })
     }
 }
@@ -580,12 +644,25 @@ impl InputReader for CsvReader {
                     .map_err(|e| csv_error(&self.name, self.line_offset, &self.lines, e))?;
                 if !more {
                     self.done = true;
+                    let (start, line) = self.last_record;
+                    let lines = self.lines.lock().expect("line counter lock");
+                    if let Some(at) = lines.unclosed_quote(start, line, self.quote, self.delimiter)
+                    {
+                        return Err(ReadError::Malformed {
+                            path: self.name.clone(),
+                            line: at,
+                            message: "a quoted value opens here and never closes: the file \
+                                      ends inside it (cut short, or a quote is missing)"
+                                .into(),
+                        });
+                    }
                     break;
                 }
             }
             let byte = self.record.position().map_or(0, |p| p.byte());
             let line =
                 self.line_offset + self.lines.lock().expect("line counter lock").line_of(byte);
+            self.last_record = (byte, line);
             // The parser passes over blank lines; a gap in the line numbers shows them.
             let after_blank = line > self.next_line;
             self.next_line = line
@@ -635,6 +712,11 @@ impl InputReader for CsvReader {
             }
             rows.push(line as i64);
         }
+        // The bytes of records already parsed are not needed for the end-of-input check.
+        self.lines
+            .lock()
+            .expect("line counter lock")
+            .release(self.last_record.0);
         if rows.is_empty() {
             return Ok(None);
         }
@@ -975,6 +1057,27 @@ mod tests {
         c.ragged = Some(Ragged::Join);
         let (_, rows, _) = read_all(&c, b"a,b,c\n3,4,5,6\n").expect("join");
         assert_eq!(rows[0][2].as_deref(), Some("5,6"));
+    }
+
+    /// Issue 12: a file cut inside a quoted last value stored the fragment, and an unclosed
+    /// quote swallowed the rows after it into one value.
+    #[test]
+    fn a_file_ending_inside_quotes_fails_naming_where_the_quote_opened() {
+        let cut = b"a,b\n1,\"ok\"\n2,\"a value that goes on\nover lines";
+        let err = read_all(&config("x"), cut).expect_err("cut inside quotes");
+        assert!(
+            err.to_string()
+                .contains("line 3: a quoted value opens here"),
+            "{err}"
+        );
+        let swallowed = b"a,b\n1,\"unclosed\n2,x\n3,y\n";
+        let err = read_all(&config("x"), swallowed).expect_err("unclosed quote");
+        assert!(err.to_string().contains("line 2"), "{err}");
+        // Quotes that close, doubled quotes, and quotes inside unquoted values are fine.
+        let fine = b"a,b\n1,\"say \"\"hi\"\"\"\n2,5\" screen\n3,\"multi\nline\"";
+        let (_, rows, _) = read_all(&config("x"), fine).expect("closed quotes");
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[1][1].as_deref(), Some("5\" screen"));
     }
 
     #[test]
