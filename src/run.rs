@@ -8,6 +8,14 @@ use crate::error::{exit_code, EXIT_DEFINITION, EXIT_OK};
 
 /// Run the binary; returns the process exit code.
 pub fn main() -> i32 {
+    // A reader's panic is caught and reported as its unit's error; the default hook
+    // would print a backtrace for it as well.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !crate::readers::in_guarded_reader() {
+            default_hook(info);
+        }
+    }));
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {

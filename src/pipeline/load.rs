@@ -128,7 +128,9 @@ pub fn load_unit(
             let mut read = 0u64;
             let mut finished = false;
             loop {
-                let next = spent.time("read", || reader.next_batch());
+                let next = spent.time("read", || {
+                    crate::readers::guarded(&input.name, || reader.next_batch())
+                });
                 let typed = match next {
                     Ok(None) => {
                         finished = true;

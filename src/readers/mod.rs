@@ -194,6 +194,38 @@ pub fn check_formats(date: Option<&str>, timestamp: Option<&str>) -> Result<(), 
     Ok(())
 }
 
+thread_local! {
+    /// Whether this thread runs reader code under `guarded`.
+    static GUARDED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Run reader code so that a panic in it (calamine on a hostile workbook, say) becomes a
+/// `ReadError` of the unit `name` (exit 3) instead of ending the process.
+pub fn guarded<T>(name: &str, f: impl FnOnce() -> Result<T, ReadError>) -> Result<T, ReadError> {
+    let was = GUARDED.with(|g| g.replace(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    GUARDED.with(|g| g.set(was));
+    result.unwrap_or_else(|payload| {
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".into());
+        Err(ReadError::Invalid {
+            path: name.to_string(),
+            message: format!(
+                "the reader failed on it ({what}): the file is damaged, or of a kind this \
+                 reader does not handle; please report it"
+            ),
+        })
+    })
+}
+
+/// Whether the current thread is inside `guarded` (its panics are reported as errors).
+pub fn in_guarded_reader() -> bool {
+    GUARDED.with(|g| g.get())
+}
+
 /// Compile a regular expression of option `key`.
 pub fn pattern(key: &str, text: &str) -> Result<regex::Regex, (String, String)> {
     regex::Regex::new(text).map_err(|e| (key.to_string(), format!("not a regular expression: {e}")))
@@ -287,9 +319,10 @@ impl ReaderConfig {
         self.kind().value_format()
     }
 
-    /// Open a reader on one unit.
+    /// Open a reader on one unit. A panic inside the reader (a library meeting a hostile
+    /// file) is that unit's error, not the end of the run.
     pub fn open(&self, ctx: &OpenContext<'_>) -> Result<Box<dyn InputReader>, ReadError> {
-        self.kind().open(ctx)
+        guarded(ctx.name, || self.kind().open(ctx))
     }
 
     /// The input units: every file the path names, sorted, each once. An existing folder

@@ -220,6 +220,8 @@ fn protected_truncated_and_foreign_files_fail_their_unit_with_exit_3() {
         ("protected.xlsx", "password protected"),
         ("truncated.xlsx", "not a readable xlsx workbook"),
         ("not-a-workbook.xlsx", "not a readable xlsx workbook"),
+        // Issue 12: a shared-string index out of range made calamine panic (exit 101).
+        ("bad-shared-string.xlsx", "the reader failed on it"),
     ] {
         let p = project("", "");
         p.file(&format!("in/{name}"), fixture(name));
