@@ -67,6 +67,10 @@ pub struct CsvConfig {
     /// expression: the first row matching it, and every row after it, are not data.
     #[serde(default)]
     pub end: Option<String>,
+    /// The largest value a field may hold, in bytes (default 16 MiB). Larger values fail
+    /// the file: DuckDB needs several times a value's size in memory to store it.
+    #[serde(default)]
+    pub max_value_bytes: Option<usize>,
     /// Rows with another number of fields than the header: an error unless `"pad"`
     /// (short rows get NULLs) or `"join"` (extra fields joined into the last column).
     #[serde(default)]
@@ -455,7 +459,13 @@ pub struct CsvReader {
     /// Where the last record read starts, and its line, to check the end of the input.
     last_record: (u64, u64),
     quote: u8,
+    /// `max_value_bytes`.
+    max_value: usize,
 }
+
+/// The default of `max_value_bytes`: far above any field of an export, and small enough
+/// that storing it stays within the default 96 MB DuckDB memory limit.
+pub const MAX_VALUE_BYTES: usize = 16 << 20;
 
 impl CsvReader {
     /// Open `path` and read its header. `name` is how messages name the file.
@@ -613,6 +623,7 @@ impl CsvReader {
             next_line: line_offset + 1,
             last_record: (0, line_offset + 1),
             quote,
+            max_value: config.max_value_bytes.unwrap_or(MAX_VALUE_BYTES),
         })
     }
 }
@@ -695,6 +706,20 @@ impl InputReader for CsvReader {
                 self.fit(line)?;
             }
             self.seen_data = true;
+            if let Some(i) = self.record.iter().position(|f| f.len() > self.max_value) {
+                return Err(ReadError::Malformed {
+                    path: self.name.clone(),
+                    line,
+                    message: format!(
+                        "column `{}` holds a value of {} bytes, more than the limit of {} \
+                         (`max_value_bytes` under [reader] raises it; DuckDB's memory_limit \
+                         must then hold several such values)",
+                        self.columns.get(i).map_or("?", String::as_str),
+                        self.record[i].len(),
+                        self.max_value
+                    ),
+                });
+            }
             for (i, (raw, builder)) in self.record.iter().zip(builders.iter_mut()).enumerate() {
                 let text = decode(raw, self.fallback_1252).ok_or_else(|| ReadError::Malformed {
                     path: self.name.clone(),
@@ -1057,6 +1082,23 @@ mod tests {
         c.ragged = Some(Ragged::Join);
         let (_, rows, _) = read_all(&c, b"a,b,c\n3,4,5,6\n").expect("join");
         assert_eq!(rows[0][2].as_deref(), Some("5,6"));
+    }
+
+    /// Issue 12: a 72 MB value aborted the process inside DuckDB.
+    #[test]
+    fn a_value_over_the_limit_fails_naming_line_column_and_limit() {
+        let mut c = config("x");
+        c.max_value_bytes = Some(10);
+        let err = read_all(&c, b"a,b\n1,short\n2,this value is long\n").expect_err("too big");
+        let text = err.to_string();
+        assert!(text.contains("line 3"), "{text}");
+        assert!(
+            text.contains("column `b` holds a value of 18 bytes, more than the limit of 10"),
+            "{text}"
+        );
+        assert!(text.contains("max_value_bytes"), "{text}");
+        c.max_value_bytes = Some(18);
+        assert!(read_all(&c, b"a,b\n2,this value is long\n").is_ok());
     }
 
     /// Issue 12: a file cut inside a quoted last value stored the fragment, and an unclosed
