@@ -73,6 +73,10 @@ pub struct ExcelConfig {
     /// The year of text dates whose `date_format` has none.
     #[serde(default)]
     pub year: Option<i32>,
+    /// The most cells a sheet's used area may span (default 20 million): a sheet is held
+    /// whole in memory.
+    #[serde(default)]
+    pub max_cells: Option<u64>,
     /// Whether the table has a header row (default true).
     #[serde(default)]
     pub header: Option<bool>,
@@ -403,6 +407,48 @@ fn read_error(name: &str, message: String) -> ReadError {
     }
 }
 
+/// The default of `max_cells`: the cells a sheet's used area may span. A sheet is held
+/// whole, and a workbook of a few bytes can name two cells far apart (`A1` and
+/// `XFD1048576`: 17 billion cells, half a terabyte).
+pub const MAX_CELLS: u64 = 20_000_000;
+
+/// Every sheet of an xlsx workbook, each checked first for the area its cells span.
+fn all_xlsx<RS: std::io::Read + std::io::Seek>(
+    mut wb: Xlsx<RS>,
+    max_cells: u64,
+) -> Result<Vec<(String, Range<Data>)>, String> {
+    let names = wb.sheet_names();
+    let mut out = Vec::with_capacity(names.len());
+    for n in names {
+        let mut lo: Option<Pos> = None;
+        let mut hi: Option<Pos> = None;
+        {
+            let mut cells = wb.worksheet_cells_reader(&n).map_err(|e| e.to_string())?;
+            while let Some(cell) = cells.next_cell().map_err(|e| e.to_string())? {
+                let (r, c) = cell.get_position();
+                lo = Some(lo.map_or((r, c), |(a, b)| (a.min(r), b.min(c))));
+                hi = Some(hi.map_or((r, c), |(a, b)| (a.max(r), b.max(c))));
+            }
+        }
+        if let (Some(lo), Some(hi)) = (lo, hi) {
+            let span = u64::from(hi.0 - lo.0 + 1) * u64::from(hi.1 - lo.1 + 1);
+            if span > max_cells {
+                return Err(format!(
+                    "sheet `{n}` spans {}{}:{}{} ({span} cells), more than the limit of \
+                     {max_cells} (`max_cells` under [reader] raises it)",
+                    column_letters(lo.1),
+                    lo.0 + 1,
+                    column_letters(hi.1),
+                    hi.0 + 1
+                ));
+            }
+        }
+        let range = wb.worksheet_range(&n).map_err(|e| e.to_string())?;
+        out.push((n, range));
+    }
+    Ok(out)
+}
+
 /// What a file holds, from its first bytes, whatever its name says.
 #[derive(Debug, PartialEq)]
 enum Content {
@@ -477,7 +523,11 @@ fn classify(head: &[u8]) -> Content {
 }
 
 /// Open the workbook with the reader its original file name calls for.
-fn sheets_of(path: &Path, name: &str) -> Result<Vec<(String, Range<Data>)>, ReadError> {
+fn sheets_of(
+    path: &Path,
+    name: &str,
+    max_cells: u64,
+) -> Result<Vec<(String, Range<Data>)>, ReadError> {
     if let Err(source) = File::open(path) {
         return Err(ReadError::Io {
             path: name.to_string(),
@@ -515,7 +565,7 @@ fn sheets_of(path: &Path, name: &str) -> Result<Vec<(String, Range<Data>)>, Read
         match kind {
             "xlsx" => open_workbook_from_rs::<Xlsx<_>, _>(rs)
                 .map_err(|e| e.to_string())
-                .and_then(all),
+                .and_then(|wb| all_xlsx(wb, max_cells)),
             "xlsb" => open_workbook_from_rs::<Xlsb<_>, _>(rs)
                 .map_err(|e| e.to_string())
                 .and_then(all),
@@ -550,7 +600,7 @@ fn sheets_of(path: &Path, name: &str) -> Result<Vec<(String, Range<Data>)>, Read
 impl ExcelReader {
     /// Open `path` (named `name` in messages) and read the selected sheets.
     pub fn open(config: &ExcelConfig, path: &Path, name: &str) -> Result<Self, ReadError> {
-        let workbook = sheets_of(path, name)?;
+        let workbook = sheets_of(path, name, config.max_cells.unwrap_or(MAX_CELLS))?;
         let names: Vec<&str> = workbook.iter().map(|(n, _)| n.as_str()).collect();
         let missing = |want: String| {
             read_error(

@@ -222,6 +222,11 @@ fn protected_truncated_and_foreign_files_fail_their_unit_with_exit_3() {
         ("not-a-workbook.xlsx", "not a readable xlsx workbook"),
         // Issue 12: a shared-string index out of range made calamine panic (exit 101).
         ("bad-shared-string.xlsx", "the reader failed on it"),
+        // Issue 12: two cells far apart made calamine ask for 512 GB (exit 134).
+        (
+            "far-cells.xlsx",
+            "spans A1:XFD1048576 (17179869184 cells), more than the limit",
+        ),
     ] {
         let p = project("", "");
         p.file(&format!("in/{name}"), fixture(name));
