@@ -27,6 +27,7 @@ pub fn open_for_writing(
 ) -> anyhow::Result<Connection> {
     let conn = crate::db::open(database)?;
     refuse_foreign(&conn, database)?;
+    check_storage_version(&conn, database)?;
     // This process holds the vault's lock now: DuckDB's spill folder, if one is left,
     // is from a process that was killed.
     crate::db::remove_spill(database)?;
@@ -66,4 +67,29 @@ pub fn refuse_foreign(conn: &Connection, database: &std::path::Path) -> Result<(
         )));
     }
     Ok(())
+}
+
+/// The vault must stay readable by DuckDB 1.5 clients: its file's storage version is
+/// checked, not only recorded. A file in a newer format (an empty DuckDB file another
+/// tool made, say) is refused before anything is written.
+fn check_storage_version(conn: &Connection, database: &std::path::Path) -> Result<(), VaultError> {
+    let version: Option<String> = conn
+        .query_row(
+            "SELECT tags['storage_version'] FROM duckdb_databases() \
+             WHERE database_name = current_database()",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(VaultError::db("cannot read the vault's storage version"))?;
+    let wanted = crate::db::STORAGE_VERSION;
+    match version {
+        Some(v) if !v.starts_with(wanted) => Err(VaultError::Refused(format!(
+            "`{}` is stored in DuckDB's format {v}, which DuckDB {} clients cannot open; \
+             ingestor writes vaults in {wanted}. `ingestor rebuild` makes the vault again in \
+             {wanted} from the lake and puts it in this file's place",
+            database.display(),
+            wanted.trim_start_matches('v')
+        ))),
+        _ => Ok(()),
+    }
 }

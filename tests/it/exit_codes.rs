@@ -151,3 +151,35 @@ fn a_foreign_duckdb_file_is_refused_and_left_as_it_was() {
         0
     );
 }
+
+/// Issue 12: a DuckDB file in a newer storage format was adopted as the vault while
+/// meta.vault claimed v1.5.0; DuckDB 1.5 clients could not open it.
+#[test]
+fn a_vault_file_in_a_newer_storage_format_is_refused() {
+    let p = Project::tx();
+    p.file("in/bank/a.csv", ROW);
+    {
+        // An empty DuckDB file made with this DuckDB's defaults.
+        let other = duckdb::Connection::open(p.path("ingestor.duckdb")).expect("create");
+        other.execute_batch("CHECKPOINT").expect("checkpoint");
+    }
+    let version: String = duckdb::Connection::open(p.path("ingestor.duckdb"))
+        .expect("open")
+        .query_row(
+            "SELECT tags['storage_version'] FROM duckdb_databases() WHERE database_name = current_database()",
+            [],
+            |r| r.get(0),
+        )
+        .expect("version");
+    assert!(
+        !version.starts_with("v1.5.0"),
+        "this DuckDB's default is {version}"
+    );
+    p.sync()
+        .code(4)
+        .stderr_has(&["stored in DuckDB's format", "1.5.0 clients cannot open"]);
+    // `rebuild` puts a vault in the format 1.5 clients read in its place.
+    p.run(&["rebuild"]).code(0);
+    p.sync().code(0);
+    assert_eq!(p.int("SELECT count(*) FROM main.bank"), 1);
+}
