@@ -34,12 +34,38 @@ pub fn check_path(path: &Path) -> Result<(), UsageError> {
     Ok(())
 }
 
+/// Refuse a file that is not a DuckDB database before DuckDB opens it: DuckDB would try
+/// to download an extension for some (SQLite), and write into others.
+fn check_is_duckdb(path: &Path) -> Result<(), VaultError> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(16);
+    let read = std::fs::File::open(path).and_then(|f| f.take(16).read_to_end(&mut head));
+    if read.is_err() || head.is_empty() {
+        // Unreadable or empty: DuckDB says why, or makes a database of it.
+        return Ok(());
+    }
+    if head.len() >= 12 && &head[8..12] == b"DUCK" {
+        return Ok(());
+    }
+    let what = if head.starts_with(b"SQLite format 3") {
+        "an SQLite database"
+    } else {
+        "not a DuckDB database"
+    };
+    Err(VaultError::Refused(format!(
+        "`{}` is {what}, so it cannot be the vault; it was left as it was. Point `database` \
+         in ingestor.toml (or --db) at another file",
+        path.display()
+    )))
+}
+
 /// Open (creating if needed) the vault at `path`.
 pub fn open(path: &Path) -> Result<Connection, anyhow::Error> {
     check_path(path)?;
     if !path.exists() {
         create(path)?;
     }
+    check_is_duckdb(path)?;
     let conn = Connection::open(path).map_err(|e| classify(path, e))?;
     no_extensions(&conn)?;
     Ok(conn)
@@ -173,6 +199,7 @@ pub fn open_existing(path: &Path) -> Result<Option<Connection>, anyhow::Error> {
     if !path.exists() {
         return Ok(None);
     }
+    check_is_duckdb(path)?;
     let conn = Connection::open(path).map_err(|e| classify(path, e))?;
     no_extensions(&conn)?;
     Ok(Some(conn))

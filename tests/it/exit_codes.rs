@@ -183,3 +183,23 @@ fn a_vault_file_in_a_newer_storage_format_is_refused() {
     p.sync().code(0);
     assert_eq!(p.int("SELECT count(*) FROM main.bank"), 1);
 }
+
+/// Issue 12: an SQLite file as the vault made DuckDB try to download an extension.
+#[test]
+fn a_vault_that_is_no_duckdb_file_is_refused_without_network() {
+    let p = Project::tx();
+    p.file("in/bank/a.csv", ROW);
+    let sqlite = b"SQLite format 3\0 and the rest of an SQLite database".to_vec();
+    p.file("ingestor.duckdb", &sqlite);
+    for cmd in ["sync", "status"] {
+        let out = p
+            .run(&[cmd])
+            .code(4)
+            .stderr_has(&["is an SQLite database", "left as it was"]);
+        assert!(!out.stderr.contains("download"), "{}", out.stderr);
+    }
+    assert_eq!(
+        std::fs::read(p.path("ingestor.duckdb")).expect("bytes"),
+        sqlite
+    );
+}
