@@ -187,11 +187,7 @@ pub fn configure(conn: &Connection, settings: &DuckdbConfig) -> anyhow::Result<(
     Ok(())
 }
 
-/// DuckDB's buffer memory for a sync when ingestor.toml sets none. A load streams: what
-/// DuckDB holds beyond this it writes out (to the vault, or to `<vault>.tmp`), so the
-/// process stays under about 300 MB however large the input (BENCHMARKS.md). DuckDB's own
-/// default, 80% of RAM, would let one large load take gigabytes for no gain in speed.
-pub const DEFAULT_MEMORY_LIMIT: &str = "96MB";
+pub use crate::defs::project::DEFAULT_MEMORY_LIMIT;
 
 /// Open an existing vault without creating one; `None` when there is none yet.
 pub fn open_existing(path: &Path) -> Result<Option<Connection>, anyhow::Error> {

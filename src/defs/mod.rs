@@ -58,6 +58,29 @@ impl Required {
     }
 }
 
+/// Bytes of a DuckDB memory size such as `96MB`, `1GiB` or `512KB`; `None` when it is
+/// not one (DuckDB then says what is wrong with it).
+pub fn parse_bytes(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let number: f64 = text[..split].trim().parse().ok()?;
+    let unit = match text[split..].trim().to_ascii_lowercase().as_str() {
+        "" | "b" | "byte" | "bytes" => 1u64,
+        "kb" | "kilobyte" | "kilobytes" => 1_000,
+        "mb" | "megabyte" | "megabytes" => 1_000_000,
+        "gb" | "gigabyte" | "gigabytes" => 1_000_000_000,
+        "tb" | "terabyte" | "terabytes" => 1_000_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        "tib" => 1 << 40,
+        _ => return None,
+    };
+    Some((number * unit as f64) as u64)
+}
+
 /// `[a-z][a-z0-9_]*`: names that are safe inside table names.
 pub fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
@@ -100,7 +123,22 @@ impl Definitions {
             sources: BTreeMap::new(),
         };
         let mut checked = BTreeMap::new();
-        for (id, (source, path)) in sources {
+        for (id, (mut source, path)) in sources {
+            // Without `max_value_bytes`, the largest value is what the memory limit holds
+            // safely: a fifth of it, at most 16 MiB.
+            if let crate::readers::ReaderConfig::Csv(csv) = &mut source.reader {
+                if csv.max_value_bytes.is_none() {
+                    let limit = defs
+                        .project
+                        .duckdb
+                        .memory_limit
+                        .as_deref()
+                        .and_then(parse_bytes)
+                        .map_or(u64::MAX, |l| l / 5);
+                    csv.max_value_bytes =
+                        Some((crate::readers::csv::MAX_VALUE_BYTES as u64).min(limit) as usize);
+                }
+            }
             defs.check_source(&source, &path)?;
             checked.insert(id, source);
         }
@@ -308,6 +346,29 @@ impl Definitions {
                         format!(
                             "column `{}` carries tag field `{}` of type {}, so it cannot be typed {ty}",
                             req.column, req.field, req.ty
+                        ),
+                    ));
+                }
+            }
+        }
+        // DuckDB needs several times a value's size to store it; a value near its memory
+        // limit makes it throw inside the load, which ends the process.
+        if let crate::readers::ReaderConfig::Csv(csv) = &source.reader {
+            let max = csv.max_value_bytes.map_or(0, |m| m as u64);
+            let limit_text = self
+                .project
+                .duckdb
+                .memory_limit
+                .as_deref()
+                .unwrap_or(project::DEFAULT_MEMORY_LIMIT);
+            if let Some(limit) = parse_bytes(limit_text) {
+                if max.saturating_mul(5) > limit {
+                    return Err(invalid(
+                        "reader.max_value_bytes",
+                        format!(
+                            "values of up to {max} bytes need a DuckDB memory_limit of at \
+                             least five times that; ingestor.toml's [duckdb] memory_limit is \
+                             {limit_text:?}: raise it, or lower max_value_bytes"
                         ),
                     ));
                 }

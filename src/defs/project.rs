@@ -35,7 +35,7 @@ pub struct ProjectConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DuckdbConfig {
-    /// DuckDB's `memory_limit` for a sync, such as "512MB"; `db::DEFAULT_MEMORY_LIMIT`
+    /// DuckDB's `memory_limit` for a sync, such as "512MB"; `DEFAULT_MEMORY_LIMIT`
     /// when unset.
     /// Large loads spill to disk past it, so memory stays flat as inputs grow.
     #[serde(default)]
@@ -91,3 +91,9 @@ impl ProjectConfig {
         }
     }
 }
+
+/// DuckDB's buffer memory for a sync when ingestor.toml sets none. A load streams: what
+/// DuckDB holds beyond this it writes out (to the vault, or to `<vault>.tmp`), so the
+/// process stays under about 300 MB however large the input (BENCHMARKS.md). DuckDB's own
+/// default, 80% of RAM, would let one large load take gigabytes for no gain in speed.
+pub const DEFAULT_MEMORY_LIMIT: &str = "96MB";

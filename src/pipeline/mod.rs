@@ -627,6 +627,13 @@ impl<'a> Pipeline<'a> {
                 }
             }
             Err((e, rows_read)) => {
+                // Every error names its file; a vault error (DuckDB out of memory, say)
+                // would otherwise name only the table.
+                let e = if format!("{e:#}").contains(&input.name) {
+                    e
+                } else {
+                    e.context(format!("loading `{}`", input.name))
+                };
                 let r = UnitReport::failed(input.name.clone(), Some(input.hash.clone()), &e);
                 self.record_failure(source, &input, &r, rows_read);
                 r

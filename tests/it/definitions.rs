@@ -205,3 +205,35 @@ fn an_empty_vault_key_is_refused() {
         .stderr_has(&["vault_key", "is empty"]);
     assert!(!p.path("ingestor.duckdb").exists());
 }
+
+/// Issue 12: a value near DuckDB's memory limit made DuckDB throw inside the load, and the
+/// process aborted. The largest value follows the memory limit; asking for more than it
+/// holds is a definition error.
+#[test]
+fn the_largest_value_follows_the_memory_limit() {
+    let p = Project::tx();
+    p.file("ingestor.toml", "[duckdb]\nmemory_limit = \"16MB\"\n");
+    let big = format!(
+        "id,Date,Amount,Memo\nT1,2026-01-01,1.00,{}\n",
+        "x".repeat(4_000_000)
+    );
+    p.file("in/bank/a.csv", big);
+    p.sync().code(3).stderr_has(&[
+        "in/bank/a.csv",
+        "line 2",
+        "column `Memo`",
+        "more than the limit of 3200000",
+    ]);
+    p.file(
+        "sources/bank.toml",
+        format!(
+            "{}max_value_bytes = 100000000\n",
+            crate::common::BANK_SOURCE
+        ),
+    );
+    p.sync().code(2).stderr_has(&[
+        "sources/bank.toml",
+        "reader.max_value_bytes",
+        "memory_limit",
+    ]);
+}
