@@ -62,6 +62,15 @@ fn check_is_duckdb(path: &Path) -> Result<(), VaultError> {
 /// Open (creating if needed) the vault at `path`.
 pub fn open(path: &Path) -> Result<Connection, anyhow::Error> {
     check_path(path)?;
+    // A missing file, or an empty one (made by `touch`, or left by a failed create),
+    // becomes a vault in the storage version DuckDB 1.5 clients read.
+    let empty = std::fs::metadata(path).is_ok_and(|m| m.len() == 0);
+    if empty {
+        std::fs::remove_file(path).map_err(|source| VaultError::Io {
+            context: format!("cannot replace the empty file `{}`", path.display()),
+            source,
+        })?;
+    }
     if !path.exists() {
         create(path)?;
     }

@@ -383,6 +383,24 @@ fn parse_column(
 /// Currency signs that may stand before or after an amount.
 const CURRENCY_SIGNS: &str = "$€£¥₹₽₩₪₫₺₴₦₱฿¢₡₵₲₭₮₸₼₾";
 
+/// Currency words besides three-letter ISO codes (letters only: dots are dropped).
+const CURRENCY_WORDS: [&str; 14] = [
+    "kr", "Kr", "Kč", "zł", "Fr", "SFr", "R", "Rs", "Ft", "lei", "лв", "руб", "دا", "دج",
+];
+
+/// Whether grouping marks in the whole-number part of `digits` (`.`-free) sit between
+/// groups of three digits, as thousands separators do: `11'373`, `1 234 567`. A mark
+/// anywhere else (`12 50`, `1.5` read with `.` for thousands) means the value is not the
+/// number it would become without it.
+fn grouped_in_threes(int_part: &str, is_mark: impl Fn(char) -> bool) -> bool {
+    let groups: Vec<&str> = int_part.split(|c: char| is_mark(c)).collect();
+    if groups.len() == 1 {
+        return true;
+    }
+    let first = groups[0].trim_start_matches(['-', '+']);
+    (1..=3).contains(&first.len()) && groups[1..].iter().all(|g| g.len() == 3)
+}
+
 /// A number as people print it, as plain text for Rust's parsers: `-1234.5`. Accepted
 /// around the digits: currency signs and codes (`€`, `CHF`, `د.ا.`), any spaces (also
 /// no-break and narrow ones), a sign in front or a trailing minus (`1.150,00-`),
@@ -400,6 +418,16 @@ fn plain_number(s: &str, format: &ValueFormat) -> Option<String> {
                 || Some(char::from(b)) == format.thousands_separator
         });
     if plain {
+        if let Some(t) = format.thousands_separator {
+            let int_part = s.split(format.decimal_separator).next().unwrap_or_default();
+            if !grouped_in_threes(int_part, |c| c == t)
+                || s.split(format.decimal_separator)
+                    .skip(1)
+                    .any(|f| f.contains(t))
+            {
+                return None;
+            }
+        }
         let mut out = String::with_capacity(s.len());
         for (i, c) in s.chars().enumerate() {
             if c == format.decimal_separator {
@@ -463,9 +491,23 @@ fn plain_number(s: &str, format: &ValueFormat) -> Option<String> {
                 break;
             }
         }
-        // One letter right against the digits (`12a`) is a typo, not a currency (`R 12`).
-        let letters = chars[..cut].iter().filter(|c| c.is_alphabetic()).count();
-        if letters == 1 && cut > 0 && !chars[cut - 1].is_whitespace() {
+        // Only currencies are stripped: a three-letter ISO code or a known sign. Other
+        // words mean something (`12,50 S` is a debit in German, `1,5 Mio.` a scale) and
+        // must not be dropped: the value is then no number, and the file is rejected.
+        let word: String = chars[..cut]
+            .iter()
+            .filter(|c| c.is_alphabetic())
+            .copied()
+            .collect();
+        let word: String = if from_start {
+            word
+        } else {
+            word.chars().rev().collect()
+        };
+        let iso = word.len() == 3 && word.chars().all(|c| c.is_ascii_uppercase());
+        // One letter right against the number (`12a`, `R-0`) is no currency (`R 12`).
+        let touching = word.chars().count() == 1 && cut > 0 && !chars[cut - 1].is_whitespace();
+        if !word.is_empty() && (touching || !iso && !CURRENCY_WORDS.contains(&word.as_str())) {
             return (t.to_string(), false);
         }
         let kept: String = if from_start {
@@ -496,6 +538,21 @@ fn plain_number(s: &str, format: &ValueFormat) -> Option<String> {
         core = rest;
     }
     if signs > 1 || core.is_empty() {
+        return None;
+    }
+    let is_mark = |c: char| {
+        Some(c) == format.thousands_separator || c.is_whitespace() || matches!(c, '\'' | '’' | 'ʼ')
+    };
+    let int_part = core
+        .split(format.decimal_separator)
+        .next()
+        .unwrap_or_default();
+    if !grouped_in_threes(int_part, is_mark)
+        || core
+            .split(format.decimal_separator)
+            .skip(1)
+            .any(|f| f.chars().any(is_mark))
+    {
         return None;
     }
     let mut out = String::with_capacity(core.len() + 1);
@@ -713,6 +770,7 @@ mod tests {
         }
         for bad in [
             "", "-", "12.3.4", "1-2", "--5", "(-5)", "5 DR-", "abc", "12,50", "12a", "x12",
+            "12 50", "12'5", "12.50 S", "12.00 D", "1,5 Mio.", "R-0",
         ] {
             assert!(dec(bad, &us).is_err(), "{bad} must not parse");
         }
@@ -723,6 +781,13 @@ mod tests {
             assert!(parse_float(bad, &us).is_err(), "{bad} must not parse");
         }
         assert_eq!(parse_integer("1'000", &us), Ok(1000));
+        // Marks that are no thousands separators make no number (review of issue 10).
+        assert!(
+            dec("1.5", &de).is_err(),
+            "1.5 with `.` for thousands is not 15"
+        );
+        assert!(dec("01.02.2024", &de).is_err(), "a date is no amount");
+        assert_eq!(dec("1.234.567,89", &de), Ok(123_456_789));
         assert_eq!(parse_integer("7-", &us), Ok(-7));
     }
 

@@ -153,8 +153,15 @@ impl Definitions {
     /// input loaded under another fingerprint is loaded again (the hashdiff keeps rows
     /// that did not change from being added twice). Comments and layout do not count.
     pub fn load_fingerprint(&self, source: &Source) -> String {
+        // What does not shape the rows stays out: the description, and the value size
+        // limit (taken from the memory limit when not given).
+        let mut shaping = source.clone();
+        shaping.description.clear();
+        if let crate::readers::ReaderConfig::Csv(csv) = &mut shaping.reader {
+            csv.max_value_bytes = None;
+        }
         let mut hasher = blake3::Hasher::new();
-        hasher.update(format!("{source:?}").as_bytes());
+        hasher.update(format!("{shaping:?}").as_bytes());
         for tag in &source.tags {
             if let Some(t) = self.tags.get(tag) {
                 hasher.update(format!("\0{tag}:{:?}", t.fields).as_bytes());

@@ -340,6 +340,20 @@ impl<'a> Pipeline<'a> {
                     .push(UnitReport::failed(name, Some(hash), &e.into())),
             }
         }
+        // Units loaded again after a definition change go first, in the order they were
+        // first loaded, so that each key's latest row is the one it was before (path
+        // order would let an older export that sorts later win).
+        if let (Some(c), true) = (conn, pending.iter().any(|(u, _)| u.reload)) {
+            if let Ok(order) = meta::load_order(c, &source.id) {
+                pending.sort_by_key(|(u, _)| {
+                    if u.reload {
+                        order.get(&u.hash).copied().unwrap_or(usize::MAX - 1)
+                    } else {
+                        usize::MAX
+                    }
+                });
+            }
+        }
         // The tag contract is checked on every pending unit before anything is written:
         // a source that lost a field loads nothing.
         let checked: Vec<_> = pending

@@ -233,6 +233,10 @@ impl CsvConfig {
             date_format: excel.date_format.clone(),
             timestamp_format: excel.timestamp_format.clone(),
             year: excel.year,
+            header: excel.header,
+            columns: excel.columns.clone(),
+            skip_rows_matching: excel.skip_rows_matching.clone(),
+            end: excel.end.clone(),
             ..CsvConfig::default()
         }
     }
@@ -522,7 +526,14 @@ impl CsvReader {
         // handed to the parser before the rest.
         let mut peeked = Vec::new();
         for _ in 0..SNIFF_LINES {
-            if peeked.len() >= SNIFF_BYTES || input.read_until(b'\n', &mut peeked).map_err(io)? == 0
+            // Bounded: a file without line feeds must not be read whole here.
+            let room = SNIFF_BYTES.saturating_sub(peeked.len()) as u64;
+            if room == 0
+                || (&mut input)
+                    .take(room)
+                    .read_until(b'\n', &mut peeked)
+                    .map_err(io)?
+                    == 0
             {
                 break;
             }
@@ -687,13 +698,16 @@ impl InputReader for CsvReader {
                 self.done = true;
                 break;
             }
-            // A line of whitespace parses as one field: not data.
-            if self.record.len() == 1
-                && self.record[0].trim_ascii().is_empty()
-                && self.columns.len() > 1
-            {
+            // A row of empty fields (`;;;`, as spreadsheets save blank rows, or a line of
+            // spaces) is no data; with `end = "blank"` it ends the data.
+            if self.record.iter().all(|f| f.trim_ascii().is_empty()) {
+                if matches!(self.end, End::Blank) && self.seen_data {
+                    self.done = true;
+                    break;
+                }
                 continue;
             }
+
             match self.row_kind() {
                 RowKind::End => {
                     self.done = true;
@@ -1057,6 +1071,11 @@ mod tests {
         c.end = Some("blank".into());
         let (_, rows, _) = read_all(&c, text).expect("read");
         assert_eq!(rows.len(), 2);
+        // A blank row as spreadsheets save it (`;;`) ends the data too.
+        let mut blank = config("x");
+        blank.end = Some("blank".into());
+        let (_, rows, _) = read_all(&blank, b"a;b;c\n1;2;3\n;;\nTrailer;x;y\n").expect("read");
+        assert_eq!(rows.len(), 1);
         // Without the options, the total line is a ragged row, named by its line.
         let err = read_all(&config("x"), text).expect_err("ragged");
         assert!(

@@ -425,6 +425,10 @@ fn all_xlsx<RS: std::io::Read + std::io::Seek>(
         {
             let mut cells = wb.worksheet_cells_reader(&n).map_err(|e| e.to_string())?;
             while let Some(cell) = cells.next_cell().map_err(|e| e.to_string())? {
+                // A styled empty cell is in the XML but not in calamine's range.
+                if matches!(cell.get_value(), calamine::DataRef::Empty) {
+                    continue;
+                }
                 let (r, c) = cell.get_position();
                 lo = Some(lo.map_or((r, c), |(a, b)| (a.min(r), b.min(c))));
                 hi = Some(hi.map_or((r, c), |(a, b)| (a.max(r), b.max(c))));

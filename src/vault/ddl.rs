@@ -251,7 +251,7 @@ fn field_expr(columns: &[ColumnRecord], field: &str) -> Option<String> {
             debit.unwrap_or_else(|| "NULL".into()),
         );
         return Some(format!(
-            "(CASE WHEN {c} IS NULL AND {d} IS NULL THEN NULL ELSE coalesce({c}, 0) - coalesce({d}, 0) END)"
+            "(CASE WHEN {c} IS NULL AND {d} IS NULL THEN NULL ELSE coalesce({c}, 0) - abs(coalesce({d}, 0)) END)"
         ));
     }
     if let Some(col) = find(|p| matches!(p, Part::Negated)) {

@@ -447,6 +447,25 @@ pub fn loaded_files(
     Ok(loaded)
 }
 
+/// The order in which `source` first loaded each of its units (0 = first).
+pub fn load_order(conn: &Connection, source: &str) -> Result<HashMap<String, usize>, VaultError> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT file_hash FROM meta.loads WHERE source = ? AND status = 'loaded' \
+             GROUP BY file_hash ORDER BY min(loaded_at), min(run_id)",
+        )
+        .map_err(VaultError::db("cannot read meta.loads"))?;
+    let hashes: Vec<String> = stmt
+        .query_map([source], |r| r.get(0))
+        .and_then(|rows| rows.collect())
+        .map_err(VaultError::db("cannot read meta.loads"))?;
+    Ok(hashes
+        .into_iter()
+        .enumerate()
+        .map(|(i, h)| (h, i))
+        .collect())
+}
+
 /// Record `definition` with the loads of `source` from before definitions were recorded.
 pub fn adopt_definition(
     conn: &Connection,

@@ -69,6 +69,17 @@ pub fn refuse_foreign(conn: &Connection, database: &std::path::Path) -> Result<(
     Ok(())
 }
 
+/// Whether a storage version tag (`v1.5.0+`, `v1.0.0+`, `v2.0.0+`) is one DuckDB 1.5
+/// reads: 1.5 or older.
+fn readable_by_1_5(version: &str) -> bool {
+    let mut parts = version
+        .trim_start_matches('v')
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    major == 0 || (major == 1 && minor <= 5)
+}
+
 /// The vault must stay readable by DuckDB 1.5 clients: its file's storage version is
 /// checked, not only recorded. A file in a newer format (an empty DuckDB file another
 /// tool made, say) is refused before anything is written.
@@ -83,7 +94,7 @@ fn check_storage_version(conn: &Connection, database: &std::path::Path) -> Resul
         .map_err(VaultError::db("cannot read the vault's storage version"))?;
     let wanted = crate::db::STORAGE_VERSION;
     match version {
-        Some(v) if !v.starts_with(wanted) => Err(VaultError::Refused(format!(
+        Some(v) if !readable_by_1_5(&v) => Err(VaultError::Refused(format!(
             "`{}` is stored in DuckDB's format {v}, which DuckDB {} clients cannot open; \
              ingestor writes vaults in {wanted}. `ingestor rebuild` makes the vault again in \
              {wanted} from the lake and puts it in this file's place",

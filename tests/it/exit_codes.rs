@@ -203,3 +203,22 @@ fn a_vault_that_is_no_duckdb_file_is_refused_without_network() {
         sqlite
     );
 }
+
+/// An empty file under the vault's name (made by `touch`) becomes a vault 1.5 clients read.
+#[test]
+fn an_empty_vault_file_becomes_a_vault() {
+    let p = Project::tx();
+    p.file("in/bank/a.csv", ROW);
+    p.file("ingestor.duckdb", b"");
+    p.sync().code(0);
+    assert_eq!(p.int("SELECT count(*) FROM main.bank"), 1);
+    let version: String = p
+        .db()
+        .query_row(
+            "SELECT tags['storage_version'] FROM duckdb_databases() WHERE database_name = current_database()",
+            [],
+            |r| r.get(0),
+        )
+        .expect("version");
+    assert!(version.starts_with("v1.5.0"), "{version}");
+}

@@ -904,7 +904,7 @@ fn derived_amounts_from_credit_and_debit_a_sign_column_or_negation() {
     source("app", "{ column = \"Amount\", negate = true }");
     p.file(
         "in/card/jan.csv",
-        "Date,Memo,Deposits,Withdrawals\n2026-01-01,Salary,1500.00,\n2026-01-02,Coffee,,3.50\n",
+        "Date,Memo,Deposits,Withdrawals\n2026-01-01,Salary,1500.00,\n2026-01-02,Coffee,,-3.50\n",
     );
     p.file(
         "in/giro/jan.csv",
@@ -925,12 +925,13 @@ fn derived_amounts_from_credit_and_debit_a_sign_column_or_negation() {
             "-12.25 Spent"
         ]
     );
-    // The satellites keep the columns as written, typed by the field.
+    // The satellites keep the columns as written, typed by the field; a debit column
+    // that prints money out as negative numbers still subtracts it.
     assert_eq!(
         p.texts(
             "SELECT coalesce(\"Withdrawals\"::VARCHAR, 'NULL') FROM main.card ORDER BY \"Date\""
         ),
-        ["NULL", "3.50"]
+        ["NULL", "-3.50"]
     );
     assert_eq!(
         p.texts("SELECT \"S/H\" FROM main.giro ORDER BY \"Date\""),
