@@ -39,10 +39,7 @@ impl Project {
 
     /// A path as the user knows it: relative to the project when it is inside it.
     pub fn display(&self, path: &Path) -> String {
-        path.strip_prefix(&self.defs.dir)
-            .unwrap_or(path)
-            .display()
-            .to_string()
+        relative(&self.defs.dir, path)
     }
 
     /// The hasher the recipe asks for: keyed when `[hash] key_secret` names a secret.
@@ -93,11 +90,13 @@ impl Paths {
 
     /// A path as the user knows it: relative to the project when it is inside it.
     pub fn display(&self, path: &Path) -> String {
-        path.strip_prefix(&self.dir)
-            .unwrap_or(path)
-            .display()
-            .to_string()
+        relative(&self.dir, path)
     }
+}
+
+/// `path` relative to the project folder `dir` when it is inside it.
+fn relative(dir: &Path, path: &Path) -> String {
+    path.strip_prefix(dir).unwrap_or(path).display().to_string()
 }
 
 /// What `sync` will do.

@@ -85,43 +85,22 @@ fn query_batches(conn: &Connection, query: &str) -> anyhow::Result<Vec<RecordBat
 /// values are instants (microseconds since the epoch, in UTC) whatever the label, so
 /// labelling them `+00:00` prints the same instant: `2026-01-02T10:00:00+00:00`.
 fn displayable(batch: &RecordBatch) -> Result<RecordBatch, duckdb::arrow::error::ArrowError> {
-    use duckdb::arrow::array::ArrayRef;
-    use duckdb::arrow::datatypes::{
-        Field, Schema, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
-        TimestampNanosecondType, TimestampSecondType,
-    };
+    use duckdb::arrow::array::{make_array, ArrayRef};
+    use duckdb::arrow::datatypes::{Field, Schema};
     const UTC: &str = "+00:00";
     let schema = batch.schema();
     let mut fields = Vec::with_capacity(schema.fields().len());
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
     for (field, column) in schema.fields().iter().zip(batch.columns()) {
+        // The same values under another label: only the data type changes.
         let relabelled: Option<ArrayRef> = match column.data_type() {
-            DataType::Timestamp(unit, Some(_)) => Some(match unit {
-                TimeUnit::Second => std::sync::Arc::new(
-                    column
-                        .as_primitive::<TimestampSecondType>()
-                        .clone()
-                        .with_timezone(UTC),
-                ),
-                TimeUnit::Millisecond => std::sync::Arc::new(
-                    column
-                        .as_primitive::<TimestampMillisecondType>()
-                        .clone()
-                        .with_timezone(UTC),
-                ),
-                TimeUnit::Microsecond => std::sync::Arc::new(
-                    column
-                        .as_primitive::<TimestampMicrosecondType>()
-                        .clone()
-                        .with_timezone(UTC),
-                ),
-                TimeUnit::Nanosecond => std::sync::Arc::new(
-                    column
-                        .as_primitive::<TimestampNanosecondType>()
-                        .clone()
-                        .with_timezone(UTC),
-                ),
-            }),
+            DataType::Timestamp(unit, Some(_)) => Some(make_array(
+                column
+                    .to_data()
+                    .into_builder()
+                    .data_type(DataType::Timestamp(*unit, Some(UTC.into())))
+                    .build()?,
+            )),
             _ => None,
         };
         match relabelled {

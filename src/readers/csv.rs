@@ -805,7 +805,7 @@ impl CsvReader {
         let text = self
             .record
             .iter()
-            .map(|f| decode(f, true).unwrap_or_default())
+            .map(|f| decode(f, self.fallback_1252).unwrap_or_default())
             .collect::<Vec<_>>()
             .join(&delimiter);
         if let End::Pattern(end) = &self.end {

@@ -333,6 +333,16 @@ impl Cell {
     }
 }
 
+/// A cell's text as a row pattern or a header sees it: trimmed, empty when the cell is.
+fn cell_text(data: &Data) -> String {
+    convert(data)
+        .ok()
+        .and_then(|c| c.text())
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
 /// A double rounded to the 15 significant digits a spreadsheet keeps.
 fn excel_precision(f: f64) -> f64 {
     if !f.is_finite() || f == 0.0 {
@@ -899,27 +909,10 @@ fn table(
                 .collect(),
         };
     }
-    let header_text: Vec<String> = positions
-        .iter()
-        .map(|&c| {
-            convert(cell(header, c))
-                .ok()
-                .and_then(|x| x.text())
-                .unwrap_or_default()
-                .trim()
-                .to_string()
-        })
-        .collect();
-    for &c in positions.iter().filter(|_| rules.header) {
-        let mut col = match cell(header, c) {
-            Data::Empty => String::new(),
-            d => convert(d)
-                .ok()
-                .and_then(|x| x.text())
-                .unwrap_or_default()
-                .trim()
-                .to_string(),
-        };
+    let text_at = |r: u32, c: u32| cell_text(cell(r, c));
+    let header_text: Vec<String> = positions.iter().map(|&c| text_at(header, c)).collect();
+    for (&c, text) in positions.iter().zip(&header_text).filter(|_| rules.header) {
+        let mut col = text.clone();
         if col.is_empty() {
             // Blank or merged header cell: named after where it is.
             col = format!("column_{}", column_letters(c));
@@ -935,23 +928,22 @@ fn table(
             }
             continue;
         }
-        let text: Vec<String> = positions
-            .iter()
-            .map(|&c| {
-                convert(cell(r, c))
-                    .ok()
-                    .and_then(|x| x.text())
-                    .unwrap_or_default()
-                    .trim()
-                    .to_string()
-            })
-            .collect();
-        // A repeated header is not data.
-        if rules.header && text == header_text {
+        // A repeated header is not data (compared cell by cell, stopping at the first
+        // difference: most rows differ in their first cell).
+        let repeated = rules.header
+            && positions
+                .iter()
+                .zip(&header_text)
+                .all(|(&c, h)| text_at(r, c) == *h);
+        if repeated {
             continue;
         }
         if !rules.skip.is_empty() || matches!(rules.end, End::Pattern(_)) {
-            let line = text.join("\t");
+            let line = positions
+                .iter()
+                .map(|&c| text_at(r, c))
+                .collect::<Vec<_>>()
+                .join("\t");
             if let End::Pattern(end) = &rules.end {
                 if end.is_match(&line) {
                     break;
