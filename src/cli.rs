@@ -90,6 +90,14 @@ pub enum Command {
         #[command(subcommand)]
         command: LakeCommand,
     },
+    /// Secrets that definitions name, kept in the OS keyring.
+    #[command(
+        after_help = "Values come from INGESTOR_SECRET_<NAME> first, then the OS keyring.\n\nExamples:\n  ingestor secret set bank_token            # asks for the value, without echo\n  printf %s \"$TOKEN\" | ingestor secret set bank_token\n  ingestor secret list"
+    )]
+    Secret {
+        #[command(subcommand)]
+        command: SecretCommand,
+    },
     /// Run SQL against the vault.
     #[command(
         after_help = "Examples:\n  ingestor sql \"SELECT date_trunc('month', date) AS m, sum(amount) FROM transactions GROUP BY ALL ORDER BY m\"\n  ingestor sql - --format csv < report.sql"
@@ -143,6 +151,27 @@ pub struct RebuildArgs {
 pub enum LakeCommand {
     /// Re-hash every lake object against its name and the manifest.
     Verify,
+}
+
+/// `ingestor secret …`.
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Store a secret in the OS keyring: read without echo from a terminal, or from stdin.
+    Set {
+        /// The secret's name, as definitions use it.
+        name: String,
+    },
+    /// Whether a secret is set and where; its value only with --show.
+    Get {
+        name: String,
+        /// Print the value itself.
+        #[arg(long)]
+        show: bool,
+    },
+    /// Remove a secret from the OS keyring.
+    Rm { name: String },
+    /// Secret names: those in the keyring and those the project's definitions use.
+    List,
 }
 
 /// `ingestor check`.

@@ -128,12 +128,39 @@ impl VaultError {
     }
 }
 
-/// A secret could not be resolved.
+/// A secret could not be resolved (exit 5). It never holds the value.
 #[derive(Debug, thiserror::Error)]
-#[error("secret `{name}` is not set: export {env}")]
+#[error("{}", self.describe())]
 pub struct SecretError {
     pub name: String,
     pub env: String,
+    /// Why the OS keyring could not be asked, when it could not.
+    pub keyring: Option<String>,
+}
+
+impl SecretError {
+    /// Secret `name` is in neither its environment variable nor the keyring.
+    pub fn missing(name: &str, keyring: Option<String>) -> Self {
+        SecretError {
+            name: name.to_string(),
+            env: crate::secrets::env_var(name),
+            keyring,
+        }
+    }
+
+    fn describe(&self) -> String {
+        let SecretError { name, env, keyring } = self;
+        match keyring {
+            None => format!(
+                "secret `{name}` is not set: run `ingestor secret set {name}` (OS keyring) \
+                 or export {env}"
+            ),
+            Some(why) => format!(
+                "secret `{name}` is not set in {env}, and {why}: export {env} (on a server \
+                 without a keyring, the environment is the way)"
+            ),
+        }
+    }
 }
 
 /// A usage error found after argument parsing (clap reports its own).

@@ -427,14 +427,31 @@ impl Lake {
         Ok(dest)
     }
 
-    /// Copy `src` to `dest` through a temporary file, checking the bytes' hash.
-    fn copy_in(
+    /// Keep `bytes` (an API response body, a unit's page list) as an object of `source`;
+    /// their hash and where they are. Written as `store` writes: temporary file, fsync,
+    /// rename.
+    pub fn store_bytes(
         &self,
-        src: &Path,
-        hash: &str,
+        bytes: &[u8],
         name: &str,
+        source: &str,
+    ) -> Result<(String, PathBuf), VaultError> {
+        let hash = blake3::hash(bytes).to_hex().to_string();
+        let dest = self.path_of(&hash);
+        if !dest.is_file() {
+            self.persist(&dest, |tmp| tmp.write_all(bytes))?;
+        }
+        self.note_object(&hash, bytes.len() as u64, source, name)?;
+        Ok((hash, dest))
+    }
+
+    /// Write a new object at `dest` through a temporary file in its folder: `write` fills
+    /// it, then fsync, rename, fsync the folder.
+    fn persist(
+        &self,
         dest: &Path,
-    ) -> Result<(), anyhow::Error> {
+        write: impl FnOnce(&mut File) -> std::io::Result<()>,
+    ) -> Result<(), VaultError> {
         let dir = dest.parent().expect("lake paths have a parent");
         let lake_err = |context: String| {
             move |source: std::io::Error| VaultError::Io {
@@ -443,35 +460,11 @@ impl Lake {
             }
         };
         fs::create_dir_all(dir).map_err(lake_err(format!("cannot create `{}`", dir.display())))?;
-        let mut input = File::open(src).map_err(|source| ReadError::Io {
-            path: name.to_string(),
-            source,
-        })?;
         let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(lake_err(format!(
             "cannot create a file in `{}`",
             dir.display()
         )))?;
-        let mut hasher = blake3::Hasher::new();
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = input.read(&mut buf).map_err(|source| ReadError::Io {
-                path: name.to_string(),
-                source,
-            })?;
-            if n == 0 {
-                break;
-            }
-            hasher.update_rayon(&buf[..n]);
-            tmp.write_all(&buf[..n])
-                .map_err(lake_err(format!("cannot write `{}`", dest.display())))?;
-        }
-        if hasher.finalize().to_hex().as_str() != hash {
-            return Err(ReadError::Invalid {
-                path: name.to_string(),
-                message: "the file changed while it was being read; sync again".into(),
-            }
-            .into());
-        }
+        write(tmp.as_file_mut()).map_err(lake_err(format!("cannot write `{}`", dest.display())))?;
         tmp.as_file()
             .sync_all()
             .map_err(lake_err(format!("cannot fsync `{}`", dest.display())))?;
@@ -482,6 +475,55 @@ impl Lake {
             let _ = d.sync_all();
         }
         Ok(())
+    }
+
+    /// Copy `src` to `dest` through a temporary file, checking the bytes' hash.
+    fn copy_in(
+        &self,
+        src: &Path,
+        hash: &str,
+        name: &str,
+        dest: &Path,
+    ) -> Result<(), anyhow::Error> {
+        let mut input = File::open(src).map_err(|source| ReadError::Io {
+            path: name.to_string(),
+            source,
+        })?;
+        // What went wrong on the input side: a read error, or bytes that changed.
+        let mut refused: Option<ReadError> = None;
+        let written = self.persist(dest, |tmp| {
+            let mut hasher = blake3::Hasher::new();
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = match input.read(&mut buf) {
+                    Ok(n) => n,
+                    Err(source) => {
+                        refused = Some(ReadError::Io {
+                            path: name.to_string(),
+                            source,
+                        });
+                        return Err(std::io::Error::other("input"));
+                    }
+                };
+                if n == 0 {
+                    break;
+                }
+                hasher.update_rayon(&buf[..n]);
+                tmp.write_all(&buf[..n])?;
+            }
+            if hasher.finalize().to_hex().as_str() != hash {
+                refused = Some(ReadError::Invalid {
+                    path: name.to_string(),
+                    message: "the file changed while it was being read; sync again".into(),
+                });
+                return Err(std::io::Error::other("changed"));
+            }
+            Ok(())
+        });
+        match (refused, written) {
+            (Some(e), _) => Err(e.into()),
+            (None, w) => Ok(w?),
+        }
     }
 }
 

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use crate::cli::Cli;
 use crate::defs::Definitions;
 use crate::lake::Lake;
-use crate::secrets::{EnvStore, SecretStore};
+use crate::secrets::{SecretStore, Secrets};
 use crate::vault::RecipeHasher;
 
 /// A project as one command sees it: definitions plus where the vault and lake are.
@@ -47,15 +47,15 @@ impl Project {
         Ok(match &self.defs.project.hash.key_secret {
             None => RecipeHasher::plain(),
             Some(name) => {
-                let key = EnvStore.get(name)?;
+                let key = Secrets.get(name)?;
                 // An empty key would key nothing, and anyone could recompute every hash.
-                if key.trim().is_empty() {
+                if key.expose().trim().is_empty() {
                     return Err(crate::error::UsageError(format!(
                         "secret `{name}` ([hash] key_secret) is empty; a vault key must not be"
                     ))
                     .into());
                 }
-                RecipeHasher::keyed(&key)
+                RecipeHasher::keyed(key.expose())
             }
         })
     }

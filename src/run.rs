@@ -54,6 +54,7 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Command::Sql { query, format } => commands::sql::run(cli, query, *format),
         Command::Rebuild(args) => commands::rebuild::run(cli, args),
         Command::Lake { command } => commands::lake::run(cli, command),
+        Command::Secret { command } => commands::secret::run(cli, command),
     }
 }
 

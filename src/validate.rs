@@ -306,7 +306,7 @@ fn hint(wanted: &str, columns: &[String]) -> String {
 
 /// At most 60 characters of a value or name from an input, for a message, its control
 /// characters escaped: a whole line of input, or a terminal escape, never reaches one.
-fn shorten(text: &str) -> String {
+pub fn shorten(text: &str) -> String {
     const MAX: usize = 60;
     let mut out = String::new();
     for (i, c) in text.chars().enumerate() {

@@ -26,6 +26,7 @@ pub mod lake;
 pub mod rebuild;
 pub mod runs;
 pub mod schema;
+pub mod secret;
 pub mod sql;
 pub mod status;
 pub mod sync;

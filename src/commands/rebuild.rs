@@ -15,7 +15,7 @@ use crate::error::{UsageError, VaultError, EXIT_OK};
 use crate::lake::LoadEntry;
 use crate::pipeline::{self, Pipeline, SourceReport, Status};
 use crate::plan::Project;
-use crate::secrets::EnvStore;
+use crate::secrets::Secrets;
 use crate::vault::{ddl, meta};
 
 /// Run `rebuild`.
@@ -169,7 +169,7 @@ fn replay(
         Some(&conn),
         false,
         hasher,
-        &EnvStore,
+        &Secrets,
         run_id,
         &progress,
     )

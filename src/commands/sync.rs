@@ -8,7 +8,7 @@ use crate::db;
 use crate::error::EXIT_OK;
 use crate::pipeline::{self, Pipeline, SourceReport};
 use crate::plan::SyncPlan;
-use crate::secrets::EnvStore;
+use crate::secrets::Secrets;
 use crate::timings::Timings;
 use crate::vault::meta;
 
@@ -57,7 +57,7 @@ pub fn run(cli: &Cli, args: &SyncArgs) -> anyhow::Result<i32> {
         conn.as_ref(),
         plan.dry_run,
         &plan.hasher,
-        &EnvStore,
+        &Secrets,
         run_id.unwrap_or(0),
         &progress,
     );

@@ -89,6 +89,20 @@ pub fn valid_name(name: &str) -> bool {
 }
 
 impl Definitions {
+    /// Every secret the definitions name, with who names it.
+    pub fn secret_names(&self) -> Vec<(String, String)> {
+        let mut names = Vec::new();
+        if let Some(key) = &self.project.hash.key_secret {
+            names.push((key.clone(), "ingestor.toml [hash] key_secret".to_string()));
+        }
+        for source in self.sources.values() {
+            for name in source.reader.kind().secrets() {
+                names.push((name.to_string(), format!("source `{}`", source.id)));
+            }
+        }
+        names
+    }
+
     /// Load and check the project in `dir`.
     pub fn load(dir: &Path) -> Result<Self, DefError> {
         let project = ProjectConfig::load(dir)?;

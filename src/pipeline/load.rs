@@ -35,8 +35,8 @@ pub struct Context<'a> {
 
 /// A unit that loaded and committed.
 pub struct Loaded {
-    /// The satellite it loaded into.
-    pub satellite: String,
+    /// The satellite it loaded into (none for a unit without records).
+    pub satellite: Option<String>,
     pub counts: LoadCounts,
     /// The reader state committed with it, if the reader had one.
     pub end_state: Option<String>,
@@ -92,10 +92,22 @@ pub fn load_unit(
         name: &input.name,
         secrets: ctx.secrets,
         state: ctx.state,
+        lake: Some(&project.lake),
     };
     let mut reader = timings
         .time("read", || source.reader.open(&open))
         .map_err(|e| (e.into(), 0))?;
+    if reader.no_records() {
+        let end_state = reader.end_state();
+        let counts =
+            crate::vault::writer::record_empty(ctx.conn, &source.id, &unit, end_state.as_deref())
+                .map_err(|e| (e.into(), 0))?;
+        return Ok(Loaded {
+            satellite: None,
+            counts,
+            end_state,
+        });
+    }
     let contract = Contract::new(&project.defs, source, &reader.schema(), &input.name)
         .map_err(|e| (e.into(), 0))?;
     let format = source.reader.value_format();
@@ -243,7 +255,7 @@ pub fn load_unit(
         *cache = Some((satellite.clone(), latest));
     }
     Ok(Loaded {
-        satellite,
+        satellite: Some(satellite),
         counts,
         end_state,
     })

@@ -104,7 +104,10 @@ pub fn check_year(date_format: Option<&str>, year: Option<i32>) -> Result<(), (S
     }
 }
 
-fn one_char(key: &str, value: &Option<String>) -> Result<Option<char>, (String, String)> {
+pub(crate) fn one_char(
+    key: &str,
+    value: &Option<String>,
+) -> Result<Option<char>, (String, String)> {
     match value.as_deref() {
         None => Ok(None),
         Some(v) => {

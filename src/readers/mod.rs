@@ -8,8 +8,10 @@
 //!
 //! Adding a reader: a config type implementing `ReaderKind`, and one line in `readers!`.
 
+pub mod api;
 pub mod csv;
 pub mod excel;
+pub mod json;
 
 use std::path::{Path, PathBuf};
 
@@ -17,8 +19,10 @@ use duckdb::arrow::datatypes::SchemaRef;
 use duckdb::arrow::record_batch::RecordBatch;
 use serde::Deserialize;
 
+pub use self::api::ApiConfig;
 pub use self::csv::{CsvConfig, CsvReader};
 pub use self::excel::{ExcelConfig, ExcelReader};
+pub use self::json::JsonConfig;
 use crate::error::ReadError;
 use crate::secrets::SecretStore;
 
@@ -30,6 +34,8 @@ pub const BATCH_ROWS: usize = 16_384;
 macro_rules! readers {
     ($($(#[$doc:meta])* $variant:ident($config:ty),)*) => {
         /// `[reader]` of a source: which reader, and its options.
+        // One per source, parsed once: the size of the largest reader's options is no cost.
+        #[allow(clippy::large_enum_variant)]
         #[derive(Debug, Clone, Deserialize)]
         #[serde(tag = "type", rename_all = "snake_case")]
         pub enum ReaderConfig {
@@ -52,6 +58,10 @@ readers! {
     Csv(CsvConfig),
     /// Spreadsheets: xlsx, xlsm, xlsb, xls, ods.
     Excel(ExcelConfig),
+    /// JSON files: an array of records, or one record a line.
+    Json(JsonConfig),
+    /// HTTP JSON APIs: one sync is one unit of pages.
+    Api(ApiConfig),
 }
 
 /// What every reader's config offers the pipeline.
@@ -66,6 +76,14 @@ pub trait ReaderKind {
     fn value_format(&self) -> ValueFormat;
     /// Open a reader on one unit's bytes.
     fn open(&self, ctx: &OpenContext<'_>) -> Result<Box<dyn InputReader>, ReadError>;
+    /// Names of the secrets the options name (an API token, a PDF password).
+    fn secrets(&self) -> Vec<&str> {
+        Vec::new()
+    }
+    /// An API source: its unit is fetched by a sync, not found among files.
+    fn remote(&self) -> Option<&ApiConfig> {
+        None
+    }
 }
 
 /// What a reader is given to open one input unit.
@@ -80,6 +98,8 @@ pub struct OpenContext<'a> {
     pub secrets: &'a dyn SecretStore,
     /// The state the source's last load saved (an API cursor), if any.
     pub state: Option<&'a str>,
+    /// The lake, for units made of several objects (an API sync's pages).
+    pub lake: Option<&'a crate::lake::Lake>,
 }
 
 impl<'a> OpenContext<'a> {
@@ -90,6 +110,7 @@ impl<'a> OpenContext<'a> {
             name,
             secrets: &NO_SECRETS,
             state: None,
+            lake: None,
         }
     }
 }
@@ -100,11 +121,8 @@ struct NoSecrets;
 static NO_SECRETS: NoSecrets = NoSecrets;
 
 impl SecretStore for NoSecrets {
-    fn get(&self, name: &str) -> Result<String, crate::error::SecretError> {
-        Err(crate::error::SecretError {
-            name: name.to_string(),
-            env: crate::secrets::env_var(name),
-        })
+    fn get(&self, name: &str) -> Result<crate::secrets::Secret, crate::error::SecretError> {
+        Err(crate::error::SecretError::missing(name, None))
     }
 }
 
@@ -263,6 +281,11 @@ pub enum Place {
     Pages {
         page_starts: std::sync::Arc<Vec<i64>>,
     },
+    /// `record 17`, or `page 2 record 5` for an API sync: positions are records counted
+    /// over the unit; `page_starts` as for `Pages`.
+    Records {
+        page_starts: Option<std::sync::Arc<Vec<i64>>>,
+    },
 }
 
 impl Place {
@@ -274,14 +297,21 @@ impl Place {
                 "sheet `{sheet}` cell {}{position}",
                 columns.get(column).map(String::as_str).unwrap_or("?")
             ),
-            Place::Pages { page_starts } => {
-                let page = page_starts.partition_point(|&s| s <= position);
-                match page.checked_sub(1).map(|p| page_starts[p]) {
-                    Some(start) => format!("page {page} line {}", position - start + 1),
-                    None => format!("line {position}"),
-                }
-            }
+            Place::Pages { page_starts } => in_page(page_starts, position, "line"),
+            Place::Records {
+                page_starts: Some(starts),
+            } => in_page(starts, position, "record"),
+            Place::Records { page_starts: None } => format!("record {position}"),
         }
+    }
+}
+
+/// `page P <what> N` of a position counted over pages starting at `starts`.
+fn in_page(starts: &[i64], position: i64, what: &str) -> String {
+    let page = starts.partition_point(|&s| s <= position);
+    match page.checked_sub(1).map(|p| starts[p]) {
+        Some(start) => format!("page {page} {what} {}", position - start + 1),
+        None => format!("{what} {position}"),
     }
 }
 
@@ -300,6 +330,12 @@ pub trait InputReader: Send {
     /// `OpenContext::state` is it. Most readers have none.
     fn end_state(&self) -> Option<String> {
         None
+    }
+    /// The unit holds no records, so it has no columns either (an empty JSON array, an
+    /// API sync that found nothing new): there is nothing to check against the tags and
+    /// nothing to load, only the unit (and its end state) to record.
+    fn no_records(&self) -> bool {
+        false
     }
 }
 

@@ -556,3 +556,23 @@ fn table_is_empty(conn: &Connection, table: &str) -> Result<bool, VaultError> {
     conn.query_row(&sql, [], |r| r.get(0))
         .map_err(VaultError::db(format!("cannot read `{table}`")))
 }
+
+/// Record a unit that holds no records (an empty JSON array, an API sync that found
+/// nothing new): no hub or satellite is touched, but the unit is loaded, so it is skipped
+/// next time, and its end state (a sync token) is saved, in one transaction.
+pub fn record_empty(
+    conn: &Connection,
+    source: &str,
+    unit: &Unit,
+    end_state: Option<&str>,
+) -> Result<LoadCounts, VaultError> {
+    let tx = Transaction::begin(conn, "recording a unit without records")?;
+    meta::record_file(conn, unit, source)?;
+    if let Some(state) = end_state {
+        meta::set_state(conn, source, meta::READER_STATE, state, unit.load_ts)?;
+    }
+    let counts = LoadCounts::default();
+    meta::record_load(conn, unit, source, None, &counts, UnitStatus::Loaded, None)?;
+    tx.commit("recording a unit without records")?;
+    Ok(counts)
+}

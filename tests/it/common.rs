@@ -140,8 +140,16 @@ impl Project {
 
     /// Run with extra environment variables.
     pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Out {
+        self.run_input(args, "", env)
+    }
+
+    /// Run with `stdin` as standard input and extra environment variables.
+    pub fn run_input(&self, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Out {
         let mut cmd = Command::cargo_bin("ingestor").expect("binary");
-        cmd.arg("-C").arg(self.dir.path()).args(args);
+        cmd.arg("-C")
+            .arg(self.dir.path())
+            .args(args)
+            .write_stdin(stdin);
         cmd.env_remove("INGESTOR_SECRET_VAULT_KEY");
         for (k, v) in env {
             cmd.env(k, v);

@@ -125,7 +125,56 @@ const READERS: &[ReaderCase] = &[
         // the Windows-1252 CSV named .xlsx.
         wrong_encoding: fails(cp1252_csv, 3, NOT_XLSX),
     },
+    ReaderCase {
+        name: "json",
+        reader: "type = \"json\"\npath = \"in\"\nrecords = \"/transactions\"",
+        ext: "json",
+        normal: json_normal,
+        amounts: &["-3.50", "-4.75", "-6.00"],
+        // Records counted over the file.
+        row_numbers: &["1", "2", "3"],
+        empty: fails(no_bytes, 3, "the document ends where a value was expected"),
+        // An export with no transactions: the array is empty; no columns, no rows.
+        header_only: loads(json_header_only, 0, None),
+        truncated: fails(json_truncated, 3, "cut short"),
+        not_this_format: fails(png_bytes, 3, "expected a value, found byte 0x89"),
+        // JSON is UTF-8 (RFC 8259): Windows-1252 bytes in a string are refused, naming
+        // the place, rather than guessed.
+        wrong_encoding: fails(
+            cp1252_json,
+            3,
+            "line 4: column 59: a string that is not valid UTF-8",
+        ),
+    },
 ];
+
+const JSON_NORMAL: &str = r#"{"account": "DE89 3704",
+ "transactions": [
+  {"Date": "2026-01-02", "Amount": -3.50, "Description": "Coffee", "meta": {"ref": "A1"}},
+  {"Date": "2026-01-03", "Amount": -4.75, "Description": "Groceries", "meta": {"ref": "A2"}},
+  {"Date": "2026-01-04", "Amount": -6.00, "Description": "Bookshop", "meta": {"ref": "A3"}}
+ ]}
+"#;
+
+fn json_normal() -> Vec<u8> {
+    JSON_NORMAL.into()
+}
+
+fn json_header_only() -> Vec<u8> {
+    br#"{"account": "DE89 3704", "transactions": []}"#.to_vec()
+}
+
+/// The normal file cut inside its last record.
+fn json_truncated() -> Vec<u8> {
+    let cut = JSON_NORMAL.find("Bookshop").expect("the last record");
+    JSON_NORMAL.as_bytes()[..cut].to_vec()
+}
+
+/// The normal file with one memo in Windows-1252: `Café` with the byte 0xE9.
+fn cp1252_json() -> Vec<u8> {
+    let (before, after) = JSON_NORMAL.split_once("Groceries").expect("a memo");
+    [before.as_bytes(), b"Caf\xe9", after.as_bytes()].concat()
+}
 
 /// No bytes at all: a download that failed, a file created and never written.
 fn no_bytes() -> Vec<u8> {

@@ -1,5 +1,6 @@
 //! Integration tests: the real `ingestor` binary on real DuckDB files in temp projects.
 
+mod api;
 mod check;
 mod cli;
 mod common;
@@ -9,6 +10,9 @@ mod definitions;
 mod examples;
 mod excel;
 mod exit_codes;
+mod http;
+mod json;
+mod keyring;
 mod rebuild;
 mod sync;
 mod vault;
