@@ -687,3 +687,125 @@ fn the_shipped_api_example_is_a_valid_source() {
          &updated_after=2026-01-01T00%3A00%3A00Z (Accept: application/json; Authorization: Bearer ***)",
     ]);
 }
+
+#[test]
+fn basic_and_header_auth_send_the_secret_as_the_server_expects() {
+    // `user:tok-5ecret-9f3a` in base64, as RFC 7617 writes it.
+    let basic = "Basic dXNlcjp0b2stNWVjcmV0LTlmM2E=";
+    for (auth, check) in [
+        (
+            r#"auth = { type = "basic", username = "user", secret = "bank_token" }"#,
+            (|req: &Seen| req.header("authorization") == Some("Basic dXNlcjp0b2stNWVjcmV0LTlmM2E="))
+                as fn(&Seen) -> bool,
+        ),
+        (
+            r#"auth = { type = "header", name = "X-Api-Key", secret = "bank_token" }"#,
+            |req: &Seen| req.header("x-api-key") == Some(TOKEN),
+        ),
+    ] {
+        let server = Server::start(move |req, _| {
+            if !check(req) {
+                return Reply::status(401);
+            }
+            Reply::json(format!(r#"{{"data": {}}}"#, array(&rows())))
+        });
+        let source = one_page_source().replace("retries = 2", &format!("retries = 2\n{auth}"));
+        let p = project(&server, &source);
+        let out = with_token(&p, &["sync"]).code(0);
+        assert_eq!(p.int("SELECT count(*) FROM main.tx"), 5, "{auth}");
+        assert!(!out.stdout.contains(basic) && !out.stderr.contains(TOKEN));
+    }
+}
+
+#[test]
+fn a_body_that_is_not_json_names_the_url_and_the_page() {
+    // A login page or a proxy's error page, sent with 200.
+    let server = Server::start(|_, _| Reply {
+        status: 200,
+        headers: vec![("Content-Type".into(), "text/html".into())],
+        body: b"<!DOCTYPE html><html><body>Please log in</body></html>".to_vec(),
+    });
+    let p = project(&server, &one_page_source());
+    p.sync().code(3).stderr_has(&[
+        &format!("`{}/v1/tx?limit=2 (page 1)` line 1", server.base),
+        "expected a value, found `<`",
+    ]);
+    assert_eq!(
+        p.int("SELECT count(*) FROM meta.loads WHERE status = 'loaded'"),
+        0
+    );
+}
+
+#[test]
+fn retries_stop_at_max_retry_wait() {
+    let server = Server::start(|_, _| Reply::status(429).with("Retry-After", "30"));
+    let source = one_page_source().replace("retries = 2", "retries = 5\nmax_retry_wait = \"5s\"");
+    let p = project(&server, &source);
+    p.sync().code(3).stderr_has(&[
+        "gave up after 1 attempt: HTTP 429",
+        "would pass max_retry_wait",
+    ]);
+    assert_eq!(server.seen().len(), 1);
+}
+
+#[test]
+fn a_sync_killed_between_pages_changes_nothing_and_the_next_one_loads_it_all() {
+    let all = Arc::new(Mutex::new(rows()));
+    let server = Server::start(bank(all.clone()));
+    let p = project(&server, BANK_API);
+    with_token(&p, &["sync"]).code(0);
+    let before = p.texts("SELECT id || ' ' || amount::VARCHAR FROM main.bank_api ORDER BY id");
+    all.lock().expect("rows").extend((6..=9).map(|id| Row {
+        id,
+        booked: "2026-01-09",
+        amount: "2.50",
+        memo: "Later",
+        updated: format!("2026-01-0{id}T12:00:00Z"),
+    }));
+    // The second page hangs until the sync is killed.
+    let good = bank(all.clone());
+    server.answer(move |req, n| {
+        if req.param("cursor").is_some() {
+            std::thread::sleep(std::time::Duration::from_secs(20));
+        }
+        good(req, n)
+    });
+    server.clear();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ingestor"))
+        .arg("-C")
+        .arg(p.dir.path())
+        .arg("sync")
+        .env("INGESTOR_SECRET_BANK_TOKEN", TOKEN)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let waited = std::time::Instant::now();
+    while server.seen().len() < 2 {
+        assert!(
+            waited.elapsed().as_secs() < 30,
+            "the second page was never asked for"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = child.kill(); // SIGKILL: no cleanup runs
+    let _ = child.wait();
+    assert_eq!(
+        p.texts("SELECT id || ' ' || amount::VARCHAR FROM main.bank_api ORDER BY id"),
+        before
+    );
+    assert_eq!(cursor(&p), ["2026-01-05T10:00:00Z"]);
+    server.answer(bank(all));
+    with_token(&p, &["sync"]).code(0);
+    assert_eq!(p.int("SELECT count(*) FROM main.tx"), 9);
+    assert_eq!(
+        p.texts("SELECT sum(amount)::VARCHAR FROM main.tx"),
+        ["118.15"]
+    );
+    assert_eq!(cursor(&p), ["2026-01-09T12:00:00Z"]);
+    assert_eq!(
+        p.int("SELECT count(*) FROM meta.runs WHERE status = 'running'"),
+        0
+    );
+    p.run(&["lake", "verify"]).code(0);
+}
