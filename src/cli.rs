@@ -90,6 +90,17 @@ pub enum Command {
         #[command(subcommand)]
         command: LakeCommand,
     },
+    /// What a reader extracts: a PDF's text lines with page, line, x and y.
+    #[command(
+        after_help = "With --source, each line is marked with what the source's `row`, `skip` and\n`continuation` make of it.\n\nExamples:\n  ingestor inspect data/statements/2026-03.pdf\n  ingestor inspect data/statements/2026-03.pdf --source giro_pdf"
+    )]
+    Inspect {
+        /// The file.
+        file: PathBuf,
+        /// A PDF source whose rules to show against the lines.
+        #[arg(long)]
+        source: Option<String>,
+    },
     /// Secrets that definitions name, kept in the OS keyring.
     #[command(
         after_help = "Values come from INGESTOR_SECRET_<NAME> first, then the OS keyring.\n\nExamples:\n  ingestor secret set bank_token            # asks for the value, without echo\n  printf %s \"$TOKEN\" | ingestor secret set bank_token\n  ingestor secret list"

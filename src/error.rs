@@ -97,6 +97,13 @@ pub enum ReadError {
     },
     #[error("no input matches `{pattern}`")]
     NoInput { pattern: String },
+    #[error("`{path}`: {what}")]
+    Secret {
+        path: String,
+        what: String,
+        #[source]
+        source: SecretError,
+    },
 }
 
 /// The vault (DuckDB) or the lake could not be written.
@@ -170,6 +177,11 @@ pub struct UsageError(pub String);
 
 /// The exit code for an error chain: the first typed error found decides.
 pub fn exit_code(err: &anyhow::Error) -> i32 {
+    // A missing secret decides wherever it is in the chain: an input that cannot be
+    // opened without it (an encrypted PDF) is a missing secret, not an unreadable input.
+    if err.chain().any(|c| c.is::<SecretError>()) {
+        return EXIT_SECRET;
+    }
     for cause in err.chain() {
         if cause.is::<ContractError>() {
             return EXIT_CONTRACT;

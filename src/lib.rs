@@ -13,6 +13,7 @@ pub mod defs;
 pub mod error;
 pub mod json;
 pub mod lake;
+pub mod pdf;
 pub mod pipeline;
 pub mod plan;
 pub mod readers;

@@ -55,6 +55,7 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Command::Rebuild(args) => commands::rebuild::run(cli, args),
         Command::Lake { command } => commands::lake::run(cli, command),
         Command::Secret { command } => commands::secret::run(cli, command),
+        Command::Inspect { file, source } => commands::inspect::run(cli, file, source.as_deref()),
     }
 }
 

@@ -307,10 +307,14 @@ fn hint(wanted: &str, columns: &[String]) -> String {
 /// At most 60 characters of a value or name from an input, for a message, its control
 /// characters escaped: a whole line of input, or a terminal escape, never reaches one.
 pub fn shorten(text: &str) -> String {
-    const MAX: usize = 60;
+    shorten_to(text, 60)
+}
+
+/// At most `max` characters of `text`, control characters escaped.
+pub fn shorten_to(text: &str, max: usize) -> String {
     let mut out = String::new();
     for (i, c) in text.chars().enumerate() {
-        if i == MAX {
+        if i == max {
             out.push('…');
             break;
         }
@@ -407,7 +411,7 @@ fn grouped_in_threes(int_part: &str, is_mark: impl Fn(char) -> bool) -> bool {
 /// parentheses for a negative (`(12.00)`), and `CR`/`DR` after it (credit positive,
 /// debit negative). Inside: the format's separators, apostrophes as thousands separators
 /// (`11'373.94`), spaces. `None` when anything else is left.
-fn plain_number(s: &str, format: &ValueFormat) -> Option<String> {
+pub fn plain_number(s: &str, format: &ValueFormat) -> Option<String> {
     // Most values are plain (`-1234.50`): no symbols to look for, no characters to collect.
     let bytes = s.as_bytes();
     let plain = bytes.last().is_some_and(u8::is_ascii_digit)

@@ -22,6 +22,7 @@ macro_rules! outln {
 
 pub mod check;
 pub mod init;
+pub mod inspect;
 pub mod lake;
 pub mod rebuild;
 pub mod runs;

@@ -242,20 +242,11 @@ impl ReaderKind for ApiConfig {
         if self.max_pages == Some(0) {
             return err("max_pages", "must be at least 1".into());
         }
-        super::json::check_numbers(&self.decimal_separator, &self.thousands_separator)?;
-        super::check_formats(
-            self.date_format.as_deref(),
-            self.timestamp_format.as_deref(),
-        )
+        super::json::text_options!(self).check()
     }
 
     fn value_format(&self) -> ValueFormat {
-        super::json::value_format(
-            &self.decimal_separator,
-            &self.thousands_separator,
-            &self.date_format,
-            &self.timestamp_format,
-        )
+        super::json::text_options!(self).value_format()
     }
 
     fn open(&self, ctx: &OpenContext<'_>) -> Result<Box<dyn InputReader>, ReadError> {

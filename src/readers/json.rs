@@ -63,20 +63,11 @@ impl ReaderKind for JsonConfig {
         if let Some(p) = &self.records {
             json::parse_pointer(p).map_err(|e| ("records".to_string(), e))?;
         }
-        check_numbers(&self.decimal_separator, &self.thousands_separator)?;
-        check_formats(
-            self.date_format.as_deref(),
-            self.timestamp_format.as_deref(),
-        )
+        text_options!(self).check()
     }
 
     fn value_format(&self) -> ValueFormat {
-        value_format(
-            &self.decimal_separator,
-            &self.thousands_separator,
-            &self.date_format,
-            &self.timestamp_format,
-        )
+        text_options!(self).value_format()
     }
 
     fn open(&self, ctx: &OpenContext<'_>) -> Result<Box<dyn InputReader>, ReadError> {
@@ -105,40 +96,61 @@ impl ReaderKind for JsonConfig {
     }
 }
 
-/// Both separators are single characters, and differ.
-pub fn check_numbers(
-    decimal: &Option<String>,
-    thousands: &Option<String>,
-) -> Result<(), (String, String)> {
-    let dec = super::csv::one_char("decimal_separator", decimal)?;
-    let thou = super::csv::one_char("thousands_separator", thousands)?;
-    if dec.is_some() && dec == thou {
-        return Err((
-            "thousands_separator".into(),
-            "must differ from decimal_separator".into(),
-        ));
-    }
-    Ok(())
+/// The options of readers whose values arrive as text (JSON, API, PDF): how numbers and
+/// dates are written.
+pub struct TextOptions<'a> {
+    pub decimal_separator: &'a Option<String>,
+    pub thousands_separator: &'a Option<String>,
+    pub date_format: &'a Option<String>,
+    pub timestamp_format: &'a Option<String>,
 }
 
-/// The value format of a JSON-based source.
-pub fn value_format(
-    decimal: &Option<String>,
-    thousands: &Option<String>,
-    date: &Option<String>,
-    timestamp: &Option<String>,
-) -> ValueFormat {
-    ValueFormat {
-        decimal_separator: super::csv::one_char("", decimal)
-            .ok()
-            .flatten()
-            .unwrap_or('.'),
-        thousands_separator: super::csv::one_char("", thousands).ok().flatten(),
-        date_format: date.clone(),
-        timestamp_format: timestamp.clone(),
-        year: None,
+impl TextOptions<'_> {
+    /// Both separators are single characters, and differ; the formats are chrono's.
+    pub fn check(&self) -> Result<(), (String, String)> {
+        let dec = super::csv::one_char("decimal_separator", self.decimal_separator)?;
+        let thou = super::csv::one_char("thousands_separator", self.thousands_separator)?;
+        if dec.is_some() && dec == thou {
+            return Err((
+                "thousands_separator".into(),
+                "must differ from decimal_separator".into(),
+            ));
+        }
+        check_formats(
+            self.date_format.as_deref(),
+            self.timestamp_format.as_deref(),
+        )
+    }
+
+    /// The value format these options give.
+    pub fn value_format(&self) -> ValueFormat {
+        ValueFormat {
+            decimal_separator: super::csv::one_char("", self.decimal_separator)
+                .ok()
+                .flatten()
+                .unwrap_or('.'),
+            thousands_separator: super::csv::one_char("", self.thousands_separator)
+                .ok()
+                .flatten(),
+            date_format: self.date_format.clone(),
+            timestamp_format: self.timestamp_format.clone(),
+            year: None,
+        }
     }
 }
+
+/// `TextOptions` of a config with the four usual fields.
+macro_rules! text_options {
+    ($config:expr) => {
+        $crate::readers::json::TextOptions {
+            decimal_separator: &$config.decimal_separator,
+            thousands_separator: &$config.thousands_separator,
+            date_format: &$config.date_format,
+            timestamp_format: &$config.timestamp_format,
+        }
+    };
+}
+pub(crate) use text_options;
 
 /// How a document holds its records.
 #[derive(Debug, Clone, PartialEq)]

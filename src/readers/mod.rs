@@ -12,6 +12,7 @@ pub mod api;
 pub mod csv;
 pub mod excel;
 pub mod json;
+pub mod pdf;
 
 use std::path::{Path, PathBuf};
 
@@ -23,6 +24,7 @@ pub use self::api::ApiConfig;
 pub use self::csv::{CsvConfig, CsvReader};
 pub use self::excel::{ExcelConfig, ExcelReader};
 pub use self::json::JsonConfig;
+pub use self::pdf::PdfConfig;
 use crate::error::ReadError;
 use crate::secrets::SecretStore;
 
@@ -60,6 +62,8 @@ readers! {
     Excel(ExcelConfig),
     /// JSON files: an array of records, or one record a line.
     Json(JsonConfig),
+    /// PDF statements: rows by a regular expression over the text lines.
+    Pdf(PdfConfig),
     /// HTTP JSON APIs: one sync is one unit of pages.
     Api(ApiConfig),
 }

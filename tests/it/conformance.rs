@@ -13,7 +13,7 @@
 //! for a reader is said at its entry). Every case but `normal` is synced after a good file
 //! of the same source was loaded: a unit that fails must leave the vault as it was.
 
-use crate::common::{Out, Project, TX_TAG};
+use crate::common::{simple_pdf, Out, Project, TX_TAG};
 
 /// What a user should get from one case.
 #[derive(Debug, Clone, Copy)]
@@ -146,7 +146,68 @@ const READERS: &[ReaderCase] = &[
             "line 4: column 59: a string that is not valid UTF-8",
         ),
     },
+    ReaderCase {
+        name: "pdf",
+        reader: "type = \"pdf\"\npath = \"in\"\n\
+                 row = '(?P<Date>\\d{4}-\\d{2}-\\d{2}) (?P<Amount>-?\\d+\\.\\d{2}) (?P<Description>.+)'",
+        ext: "pdf",
+        normal: pdf_normal,
+        amounts: &["-3.50", "-4.75", "-6.00"],
+        // Lines counted over the document: line 1 is the head.
+        row_numbers: &["2", "3", "4"],
+        empty: fails(no_bytes, 3, "not a PDF file"),
+        // A statement of a month without bookings: the head and no rows.
+        header_only: loads(pdf_header_only, 0, None),
+        truncated: fails(pdf_truncated, 3, "a damaged PDF"),
+        not_this_format: fails(png_bytes, 3, "not a PDF file"),
+        // Wrong encoding for a PDF: a font whose codes map to no Unicode (a symbolic font
+        // without ToUnicode): refused, naming page, line and font, never guessed.
+        wrong_encoding: fails(
+            pdf_unmapped,
+            3,
+            "page 1 line 1: glyphs of font `F1` (Symbolic) have no Unicode mapping",
+        ),
+    },
 ];
+
+const HELVETICA: &str =
+    "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>";
+
+fn pdf_normal() -> Vec<u8> {
+    simple_pdf(
+        &[
+            "Date Amount Description",
+            "2026-01-02 -3.50 Coffee",
+            "2026-01-03 -4.75 Groceries",
+            "2026-01-04 -6.00 Bookshop",
+        ],
+        HELVETICA,
+    )
+}
+
+fn pdf_header_only() -> Vec<u8> {
+    simple_pdf(&["Date Amount Description"], HELVETICA)
+}
+
+/// The normal file cut in its content stream: the objects after it and the xref are gone.
+fn pdf_truncated() -> Vec<u8> {
+    let whole = pdf_normal();
+    let cut = whole
+        .windows(6)
+        .position(|w| w == b"Coffee")
+        .expect("the first row");
+    whole[..cut].to_vec()
+}
+
+/// A symbolic TrueType font with neither ToUnicode nor an encoding: its codes are glyph
+/// numbers of a font program that is not there.
+fn pdf_unmapped() -> Vec<u8> {
+    simple_pdf(
+        &["Date Amount Description", "2026-01-02 -3.50 Coffee"],
+        "<< /Type /Font /Subtype /TrueType /BaseFont /Symbolic \
+         /FontDescriptor << /Type /FontDescriptor /FontName /Symbolic /Flags 4 >> >>",
+    )
+}
 
 const JSON_NORMAL: &str = r#"{"account": "DE89 3704",
  "transactions": [
