@@ -1,7 +1,8 @@
 //! Benchmark: the real `ingestor` binary against DuckDB's own SQL doing the same vault work,
 //! on the same files, in the same run.
 //!
-//! `cargo bench --bench sync -- [--rows N] [--runs N] [--small-files N] [--memory-limit 256MB]`
+//! `cargo bench --bench sync -- [--rows N] [--runs N] [--small-files N] [--memory-limit 256MB]
+//! [--pdf-files N]`
 //!
 //! It generates a bank-transactions CSV of N rows, a changed copy (1% of rows modified, 1%
 //! appended) and a folder of small monthly files, then times, as medians of `--runs`:
@@ -9,6 +10,9 @@
 //! the small files (each a separate process in a temp project), and DuckDB SQL doing the
 //! same load (read_csv, md5 key and hashdiff, insert-only hub and satellite, one
 //! transaction) through the duckdb crate. Every figure is printed as `name: value`.
+//! The PDF step syncs a folder of two-page statements (the five producers' statements in
+//! tests/fixtures/pdf, each copy made unique) and, when poppler's `pdftotext` is
+//! installed, runs `pdftotext -layout` on the same files, one process a file.
 //! Before each timed step the disk is settled (`sync`, untimed), so no step pays for
 //! writing back what was written before it.
 
@@ -29,6 +33,8 @@ struct Args {
     small_files: usize,
     /// `[duckdb] memory_limit` for the ingestor projects, if any.
     memory_limit: Option<String>,
+    /// Two-page PDF statements in the PDF step.
+    pdf_files: usize,
 }
 
 fn args() -> Args {
@@ -37,6 +43,7 @@ fn args() -> Args {
         runs: 3,
         small_files: 1000,
         memory_limit: None,
+        pdf_files: 120,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -49,6 +56,7 @@ fn args() -> Args {
             "--rows" => a.rows = value(),
             "--runs" => a.runs = value(),
             "--small-files" => a.small_files = value(),
+            "--pdf-files" => a.pdf_files = value(),
             "--memory-limit" => a.memory_limit = it.next(),
             "--bench" => {}
             other => panic!("unknown argument {other}"),
@@ -401,4 +409,89 @@ fn main() {
         same,
         "ingestor and DuckDB SQL disagree on hub and satellite counts"
     );
+    if a.pdf_files > 0 {
+        pdf_step(root, a.pdf_files, a.runs);
+    }
+}
+
+const PDF_SOURCE: &str = r#"
+tags = ["transactions"]
+[fields]
+booking_date = "Buchungstag"
+amount = "Betrag"
+description = "Verwendungszweck"
+[reader]
+type = "pdf"
+path = "input"
+row = '(?P<Buchungstag>\d{2}\.\d{2}\.\d{4}) (?P<Verwendungszweck>.+?) (?P<Betrag>-?[\d.]+,\d{2}-?) (?P<Saldo>-?[\d.]+,\d{2}-?)'
+continuation = "Verwendungszweck"
+skip = ['^Seite \d+ von \d+$', '^Buchungstag', '^Neuer Kontostand', '^Musterbank', '^IBAN', '^Alter Kontostand']
+decimal_separator = ","
+thousands_separator = "."
+date_format = "%d.%m.%Y"
+"#;
+
+/// PDF statements: ingestor's sync of a folder of them, in pages a second, beside
+/// `pdftotext -layout` (text only, no rows, no vault) on the same files.
+fn pdf_step(root: &Path, files: usize, runs: usize) {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pdf");
+    let producers = ["reportlab", "fpdf", "groff", "libreoffice", "chromium"];
+    let input = root.join("pdf-input");
+    std::fs::create_dir_all(&input).expect("mkdir");
+    let mut pages = 0;
+    for i in 0..files {
+        let name = producers[i % producers.len()];
+        let mut bytes =
+            std::fs::read(fixtures.join(format!("statement-{name}.pdf"))).expect("fixture");
+        // Bytes after %%EOF are ignored by readers; they make each copy its own unit.
+        bytes.extend_from_slice(format!("% copy {i}\n").as_bytes());
+        std::fs::write(input.join(format!("{i:04}-{name}.pdf")), bytes).expect("write");
+        pages += 2;
+    }
+    let mut times = Vec::new();
+    for run in 0..runs {
+        let dir = root.join(format!("pdf-{run}"));
+        std::fs::create_dir_all(dir.join("tags")).expect("mkdir");
+        std::fs::create_dir_all(dir.join("sources")).expect("mkdir");
+        std::fs::create_dir_all(dir.join("input")).expect("mkdir");
+        std::fs::write(dir.join("tags/transactions.toml"), TAG).expect("tag");
+        std::fs::write(dir.join("sources/statements.toml"), PDF_SOURCE).expect("source");
+        for e in std::fs::read_dir(&input).expect("read").flatten() {
+            std::fs::hard_link(e.path(), dir.join("input").join(e.file_name())).expect("link");
+        }
+        times.push(ingestor_sync(&dir));
+    }
+    let t = median(times);
+    println!("pdf_files: {files}");
+    println!("pdf_pages: {pages}");
+    println!("pdf_sync_s: {t:.3}");
+    println!("pdf_pages_per_s: {:.0}", pages as f64 / t);
+    let have_pdftotext = Command::new("pdftotext").arg("-v").output().is_ok();
+    if !have_pdftotext {
+        println!("pdftotext_pages_per_s: not installed");
+        return;
+    }
+    let mut times = Vec::new();
+    for _ in 0..runs {
+        settle();
+        let start = Instant::now();
+        for e in std::fs::read_dir(&input).expect("read").flatten() {
+            let out = Command::new("pdftotext")
+                .arg("-layout")
+                .arg(e.path())
+                .arg("-")
+                .output()
+                .expect("pdftotext");
+            assert!(
+                out.status.success(),
+                "pdftotext failed on {}",
+                e.path().display()
+            );
+        }
+        times.push(start.elapsed().as_secs_f64());
+    }
+    let p = median(times);
+    println!("pdftotext_layout_s: {p:.3}");
+    println!("pdftotext_pages_per_s: {:.0}", pages as f64 / p);
+    println!("pdf_vs_pdftotext_ratio: {:.2}", t / p);
 }

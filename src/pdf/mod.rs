@@ -509,8 +509,8 @@ struct Font<'d> {
     name: String,
     /// Type0: two-byte codes.
     two_byte: bool,
-    /// The ToUnicode CMap, as lopdf parses it.
-    to_unicode: Option<Encoding<'static>>,
+    /// The ToUnicode CMap: code (and its length in bytes) to text.
+    to_unicode: Option<HashMap<(u32, u8), String>>,
     /// A simple font's encoding (base encoding and `/Differences`), when its codes have
     /// a meaning without ToUnicode.
     encoding: Option<Encoding<'d>>,
@@ -539,14 +539,17 @@ impl<'d> Font<'d> {
         } else {
             format!("`{resource}` ({base})")
         };
-        let to_unicode = dict.get(b"ToUnicode").ok().and_then(|_| {
-            let mut only = dict.clone();
-            only.remove(b"Encoding");
-            match only.get_font_encoding_with_limit(doc, MAX_STREAM_BYTES) {
-                Ok(Encoding::UnicodeMapEncoding(cmap)) => Some(Encoding::UnicodeMapEncoding(cmap)),
-                _ => None,
-            }
-        });
+        let to_unicode = dict
+            .get(b"ToUnicode")
+            .ok()
+            .and_then(|o| doc.dereference(o).ok())
+            .and_then(|(_, o)| o.as_stream().ok())
+            .and_then(|s| {
+                s.decompressed_content_with_limit(MAX_STREAM_BYTES)
+                    .ok()
+                    .or_else(|| Some(s.content.clone()))
+            })
+            .map(|bytes| parse_to_unicode(&bytes));
         let two_byte = subtype == "Type0";
         let descriptor = |d: &'d Dictionary| dict_in(doc, d, b"FontDescriptor");
         let mut widths = HashMap::new();
@@ -640,12 +643,13 @@ impl<'d> Font<'d> {
 
     /// The Unicode text of a code: ToUnicode first, then the encoding.
     fn unicode(&self, code: u32, len: usize) -> Option<String> {
-        if let Some(Encoding::UnicodeMapEncoding(cmap)) = &self.to_unicode {
-            if let Some(units) = cmap.get(code, len as u8) {
-                let text = String::from_utf16_lossy(&units);
-                if usable(&text) {
-                    return Some(expand_ligature(text));
-                }
+        if let Some(text) = self
+            .to_unicode
+            .as_ref()
+            .and_then(|m| m.get(&(code, len as u8)))
+        {
+            if usable(text) {
+                return Some(expand_ligature(text.clone()));
             }
         }
         if let (Some(enc), 1) = (&self.encoding, len) {
@@ -725,6 +729,136 @@ fn expand_ligature(text: String) -> String {
         "\u{FB05}" | "\u{FB06}" => "st".into(),
         _ => text,
     }
+}
+
+/// A ToUnicode CMap's mappings, read leniently: every `<src> <dst>` pair between
+/// `beginbfchar` and `endbfchar`, and every `<lo> <hi> <dst>` or `<lo> <hi> [<dst>…]`
+/// between `beginbfrange` and `endbfrange`, whatever else (or however little) the CMap
+/// says around them. A code's length is its hex string's.
+fn parse_to_unicode(bytes: &[u8]) -> HashMap<(u32, u8), String> {
+    #[derive(Debug, PartialEq)]
+    enum Tok {
+        Hex(Vec<u8>),
+        Open,
+        Close,
+        Word(String),
+    }
+    let mut toks = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'<' if bytes.get(i + 1) != Some(&b'<') => {
+                let end = bytes[i..]
+                    .iter()
+                    .position(|&b| b == b'>')
+                    .map_or(bytes.len(), |e| i + e);
+                let digits: Vec<u8> = bytes[i + 1..end]
+                    .iter()
+                    .copied()
+                    .filter(u8::is_ascii_hexdigit)
+                    .collect();
+                let hex: Vec<u8> = digits
+                    .chunks(2)
+                    .filter_map(|c| {
+                        u8::from_str_radix(std::str::from_utf8(c).ok()?, 16)
+                            .ok()
+                            .map(|v| if c.len() == 1 { v << 4 } else { v })
+                    })
+                    .collect();
+                toks.push(Tok::Hex(hex));
+                i = end + 1;
+            }
+            b'[' => {
+                toks.push(Tok::Open);
+                i += 1;
+            }
+            b']' => {
+                toks.push(Tok::Close);
+                i += 1;
+            }
+            b'%' => {
+                while i < bytes.len() && bytes[i] != b'\n' && bytes[i] != b'\r' {
+                    i += 1;
+                }
+            }
+            b if b.is_ascii_alphanumeric() || b == b'/' => {
+                let start = i;
+                while i < bytes.len()
+                    && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'/' || bytes[i] == b'-')
+                {
+                    i += 1;
+                }
+                toks.push(Tok::Word(
+                    String::from_utf8_lossy(&bytes[start..i]).into_owned(),
+                ));
+            }
+            _ => i += 1,
+        }
+    }
+    let code_of = |h: &[u8]| h.iter().fold(0u32, |c, &b| c << 8 | b as u32);
+    let text_of = |h: &[u8]| {
+        let units: Vec<u16> = h
+            .chunks(2)
+            .map(|c| (c[0] as u16) << 8 | *c.get(1).unwrap_or(&0) as u16)
+            .collect();
+        String::from_utf16_lossy(&units)
+    };
+    let mut map = HashMap::new();
+    let mut k = 0;
+    while k < toks.len() {
+        match &toks[k] {
+            Tok::Word(w) if w == "beginbfchar" => {
+                k += 1;
+                while let (Some(Tok::Hex(src)), Some(Tok::Hex(dst))) =
+                    (toks.get(k), toks.get(k + 1))
+                {
+                    map.insert((code_of(src), src.len() as u8), text_of(dst));
+                    k += 2;
+                }
+            }
+            Tok::Word(w) if w == "beginbfrange" => {
+                k += 1;
+                while let (Some(Tok::Hex(lo)), Some(Tok::Hex(hi))) = (toks.get(k), toks.get(k + 1))
+                {
+                    let (lo_code, hi_code) = (code_of(lo), code_of(hi).min(code_of(lo) + 65_535));
+                    let len = lo.len() as u8;
+                    match toks.get(k + 2) {
+                        Some(Tok::Hex(dst)) => {
+                            // The last UTF-16 unit counts up through the range.
+                            let mut units: Vec<u16> = dst
+                                .chunks(2)
+                                .map(|c| (c[0] as u16) << 8 | *c.get(1).unwrap_or(&0) as u16)
+                                .collect();
+                            for code in lo_code..=hi_code {
+                                map.insert((code, len), String::from_utf16_lossy(&units));
+                                if let Some(last) = units.last_mut() {
+                                    *last = last.wrapping_add(1);
+                                }
+                            }
+                            k += 3;
+                        }
+                        Some(Tok::Open) => {
+                            k += 3;
+                            let mut code = lo_code;
+                            while let Some(Tok::Hex(dst)) = toks.get(k) {
+                                if code <= hi_code {
+                                    map.insert((code, len), text_of(dst));
+                                }
+                                code += 1;
+                                k += 1;
+                            }
+                            if toks.get(k) == Some(&Tok::Close) {
+                                k += 1;
+                            }
+                        }
+                        _ => break,
+                    }
+                }
+            }
+            _ => k += 1,
+        }
+    }
+    map
 }
 
 /// A CID font's `/W` array: `c [w1 w2 …]` or `c_first c_last w`.
@@ -886,6 +1020,21 @@ mod tests {
             .expect("table");
         let i = metrics::CHARS.chars().position(|c| c == 'W').expect("W");
         assert_eq!(helvetica.1[i], 944);
+    }
+
+    #[test]
+    fn to_unicode_maps_are_read_leniently() {
+        let cmap = b"/CIDInit /ProcSet findresource begin 12 dict begin begincmap\n\
+            1 begincodespacerange <0000> <FFFF> endcodespacerange\n\
+            2 beginbfchar <0001> <FB01> <0002> <D83DDE00> endbfchar\n\
+            2 beginbfrange <0010> <0012> <0041> <0020> <0021> [<0078> <00790079>] endbfrange\n\
+            endcmap";
+        let m = parse_to_unicode(cmap);
+        assert_eq!(m.get(&(1, 2)).map(String::as_str), Some("\u{FB01}"));
+        assert_eq!(m.get(&(2, 2)).map(String::as_str), Some("😀"));
+        assert_eq!(m.get(&(0x12, 2)).map(String::as_str), Some("C"));
+        assert_eq!(m.get(&(0x21, 2)).map(String::as_str), Some("yy"));
+        assert_eq!(m.get(&(0x13, 2)), None);
     }
 
     #[test]

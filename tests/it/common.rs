@@ -256,23 +256,34 @@ pub fn simple_pdf(lines: &[&str], font: &str) -> Vec<u8> {
             750 - 14 * i
         ));
     }
-    let objects = [
-        "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
-        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_string(),
+    build_pdf(&[
+        "<< /Type /Catalog /Pages 2 0 R >>".into(),
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".into(),
         "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] \
          /Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>"
-            .to_string(),
-        font.to_string(),
-        format!(
-            "<< /Length {} >>\nstream\n{content}endstream",
-            content.len()
-        ),
-    ];
+            .into(),
+        font.as_bytes().to_vec(),
+        stream("", content.as_bytes()),
+    ])
+}
+
+/// A stream object with `dict` entries besides its length.
+pub fn stream(dict: &str, bytes: &[u8]) -> Vec<u8> {
+    let mut out = format!("<< /Length {} {dict} >>\nstream\n", bytes.len()).into_bytes();
+    out.extend_from_slice(bytes);
+    out.extend_from_slice(b"\nendstream");
+    out
+}
+
+/// A PDF of these objects, numbered from 1 (object 1 is the catalog), with its xref.
+pub fn build_pdf(objects: &[Vec<u8>]) -> Vec<u8> {
     let mut out = b"%PDF-1.4\n".to_vec();
     let mut offsets = Vec::new();
     for (i, o) in objects.iter().enumerate() {
         offsets.push(out.len());
-        out.extend_from_slice(format!("{} 0 obj\n{o}\nendobj\n", i + 1).as_bytes());
+        out.extend_from_slice(format!("{} 0 obj\n", i + 1).as_bytes());
+        out.extend_from_slice(o);
+        out.extend_from_slice(b"\nendobj\n");
     }
     let xref = out.len();
     out.extend_from_slice(

@@ -64,10 +64,10 @@ const ROWS: &str = "SELECT strftime(\"Buchungstag\", '%d.%m.%Y') || '|' || \"Ver
     \"Betrag\"::VARCHAR || '|' || \"Saldo\"::VARCHAR || '|' || \"_page\" FROM main.giro ORDER BY \"row_number\"";
 
 #[test]
-fn statements_from_three_producers_load_exactly_what_they_were_made_from() {
+fn statements_from_five_producers_load_exactly_what_they_were_made_from() {
     let want = truth();
     assert_eq!(want.len(), 24);
-    for producer in ["reportlab", "fpdf", "groff"] {
+    for producer in ["reportlab", "fpdf", "groff", "libreoffice", "chromium"] {
         let p = project(&STATEMENT.replace("[columns]", &format!("{CHECKS}[columns]")));
         let name = format!("statement-{producer}.pdf");
         p.file(&format!("in/{name}"), fixture(&name));
@@ -260,4 +260,149 @@ closing = 'Closing (?P<value>-?[\d.]+)'
         p.int("SELECT count(*) FROM meta.loads WHERE status = 'loaded'"),
         0
     );
+}
+
+/// The text of every line `inspect` prints for `bytes`.
+fn extracted(bytes: &[u8]) -> Vec<String> {
+    let p = Project::new();
+    p.file("a.pdf", bytes);
+    let out = p.run(&["inspect", "a.pdf"]).code(0);
+    out.stdout
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().skip(4).collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+const F1: &str =
+    "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>";
+
+/// A page whose resources are `resources` and whose content is `content`, with more
+/// objects from number 5 on.
+fn page_pdf(page_extra: &str, resources: &str, content: &[u8], more: &[Vec<u8>]) -> Vec<u8> {
+    let mut objects = vec![
+        b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_vec(),
+        format!(
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] {page_extra} \
+             /Resources {resources} /Contents 4 0 R >>"
+        )
+        .into_bytes(),
+        crate::common::stream("", content),
+    ];
+    objects.extend(more.iter().cloned());
+    crate::common::build_pdf(&objects)
+}
+
+#[test]
+fn form_xobjects_tj_gaps_fake_bold_and_filter_chains_are_read() {
+    // Text inside a Form XObject, placed by the page's `cm` and the form's /Matrix.
+    let form = crate::common::stream(
+        "/Type /XObject /Subtype /Form /BBox [0 0 500 100] /Matrix [1 0 0 1 0 10] \
+         /Resources << /Font << /F1 6 0 R >> >>",
+        b"BT /F1 10 Tf 0 0 Td (Inside the form) Tj ET",
+    );
+    let bytes = page_pdf(
+        "",
+        "<< /XObject << /X1 5 0 R >> /Font << /F1 6 0 R >> >>",
+        b"BT /F1 10 Tf 50 700 Td (Above) Tj ET q 1 0 0 1 50 600 cm /X1 Do Q",
+        &[form, F1.as_bytes().to_vec()],
+    );
+    assert_eq!(extracted(&bytes), ["Above", "Inside the form"]);
+
+    // TJ: a large negative offset is a gap between words, a small one is kerning; the
+    // same line drawn twice, a third of a point apart, is one line (fake bold).
+    let content = b"BT /F1 10 Tf 50 700 Td [(2026-01-02)-3000(Cof)15(fee)-4000(-3.50)] TJ ET \
+                    BT /F1 10 Tf 50.3 700 Td [(2026-01-02)-3000(Cof)15(fee)-4000(-3.50)] TJ ET";
+    let bytes = page_pdf(
+        "",
+        "<< /Font << /F1 5 0 R >> >>",
+        content,
+        &[F1.as_bytes().to_vec()],
+    );
+    assert_eq!(extracted(&bytes), ["2026-01-02 Coffee -3.50"]);
+
+    // The content stream zlib-compressed, then hex-encoded: a chain of two filters.
+    use std::io::Write as _;
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    z.write_all(b"BT /F1 10 Tf 50 700 Td (Filtered twice) Tj ET")
+        .expect("zlib");
+    let hex: String = z
+        .finish()
+        .expect("zlib")
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mut objects = vec![
+        b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_vec(),
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R >>".to_vec(),
+        crate::common::stream("/Filter [/ASCIIHexDecode /FlateDecode]", format!("{hex}>").as_bytes()),
+    ];
+    objects.push(F1.as_bytes().to_vec());
+    assert_eq!(
+        extracted(&crate::common::build_pdf(&objects)),
+        ["Filtered twice"]
+    );
+}
+
+#[test]
+fn a_rotated_page_reads_upright() {
+    // A landscape statement: the page is turned by /Rotate 90, the text drawn along +y.
+    // Turned clockwise, user space x grows downwards on the screen.
+    let content = b"BT /F1 10 Tf 0 1 -1 0 280 100 Tm (First line) Tj ET \
+                    BT /F1 10 Tf 0 1 -1 0 300 100 Tm (Second line) Tj ET";
+    let bytes = page_pdf(
+        "/Rotate 90",
+        "<< /Font << /F1 5 0 R >> >>",
+        content,
+        &[F1.as_bytes().to_vec()],
+    );
+    assert_eq!(extracted(&bytes), ["First line", "Second line"]);
+}
+
+#[test]
+fn type3_fonts_to_unicode_ligatures_and_fonts_sharing_a_subset_name() {
+    // A Type3 font: its codes are named by /Differences, its widths in its FontMatrix.
+    let type3 = "<< /Type /Font /Subtype /Type3 /FontBBox [0 0 1000 1000] \
+                 /FontMatrix [0.001 0 0 0.001 0 0] /CharProcs << /A 7 0 R /B 7 0 R >> \
+                 /Encoding << /Type /Encoding /Differences [65 /A /B] >> \
+                 /FirstChar 65 /LastChar 66 /Widths [600 600] /Resources << >> >>";
+    // Two fonts with the same subset name but different ToUnicode maps, one mapping a
+    // code to the ligature fi.
+    let to_unicode = |pairs: &str| {
+        crate::common::stream(
+            "",
+            format!(
+                "/CIDInit /ProcSet findresource begin 12 dict begin begincmap \
+                 1 begincodespacerange <00> <FF> endcodespacerange \
+                 2 beginbfchar {pairs} endbfchar endcmap CMapName currentdict /CMap defineresource pop end end"
+            )
+            .as_bytes(),
+        )
+    };
+    let subset = |cmap: u32| {
+        format!(
+            "<< /Type /Font /Subtype /TrueType /BaseFont /ABCDEF+Sans /FirstChar 1 \
+             /LastChar 2 /Widths [500 500] /ToUnicode {cmap} 0 R >>"
+        )
+        .into_bytes()
+    };
+    let content = b"BT /T3 10 Tf 50 700 Td (AB BA) Tj ET \
+                    BT /S1 10 Tf 50 680 Td (\x01\x02) Tj ET \
+                    BT /S2 10 Tf 50 660 Td (\x01\x02) Tj ET";
+    let bytes = page_pdf(
+        "",
+        "<< /Font << /T3 5 0 R /S1 6 0 R /S2 8 0 R >> >>",
+        content,
+        &[
+            type3.as_bytes().to_vec(),
+            subset(9),
+            crate::common::stream("", b"0 0 d0"),
+            subset(10),
+            to_unicode("<01> <FB01> <02> <006E>"),
+            to_unicode("<01> <0078> <02> <0079>"),
+        ],
+    );
+    assert_eq!(extracted(&bytes), ["AB BA", "fin", "xy"]);
 }
