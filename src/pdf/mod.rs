@@ -265,7 +265,7 @@ struct State {
 /// Interprets content streams, collecting glyphs.
 struct Run<'d, 'f> {
     doc: &'d Document,
-    fonts: &'f mut FontCache<'d>,
+    fonts: &'f mut FontCache,
     glyphs: Vec<Glyph>,
 }
 
@@ -453,6 +453,9 @@ impl<'d> Run<'d, '_> {
             .then(tm)
             .then(&state.ctm);
             let (x, y) = trm.apply(0.0, 0.0);
+            // The glyph's box ends at its advance: character spacing is a gap, as
+            // Ghostscript writes word gaps (`2.25 Tc (eS) Tj`), so letter-spaced text
+            // reads as single letters.
             let (xe, _) = trm.apply(w0 * font.glyph_scale, 0.0);
             // The size a reader sees: the text space's vertical unit on the page.
             let (vx, vy) = (trm.0[2], trm.0[3]);
@@ -486,13 +489,13 @@ fn dict_in<'d>(doc: &'d Document, dict: &'d Dictionary, key: &[u8]) -> Option<&'
 
 /// Fonts loaded so far, by the address of their dictionary.
 #[derive(Default)]
-struct FontCache<'d> {
-    fonts: Vec<Font<'d>>,
+struct FontCache {
+    fonts: Vec<Font>,
     by_dict: HashMap<usize, usize>,
 }
 
-impl<'d> FontCache<'d> {
-    fn load(&mut self, doc: &'d Document, dict: &'d Dictionary, resource: &str) -> usize {
+impl FontCache {
+    fn load(&mut self, doc: &Document, dict: &Dictionary, resource: &str) -> usize {
         let key = dict as *const Dictionary as usize;
         if let Some(&i) = self.by_dict.get(&key) {
             return i;
@@ -504,16 +507,16 @@ impl<'d> FontCache<'d> {
 }
 
 /// What the interpreter needs of a font.
-struct Font<'d> {
+struct Font {
     /// How messages name it: the resource name and the base font.
     name: String,
     /// Type0: two-byte codes.
     two_byte: bool,
     /// The ToUnicode CMap: code (and its length in bytes) to text.
     to_unicode: Option<HashMap<(u32, u8), String>>,
-    /// A simple font's encoding (base encoding and `/Differences`), when its codes have
-    /// a meaning without ToUnicode.
-    encoding: Option<Encoding<'d>>,
+    /// A simple font's encoding (base encoding and `/Differences`): each code's text,
+    /// `None` where the code means nothing known.
+    encoding: Option<Vec<Option<String>>>,
     /// Advance widths by code (glyph space units of 1/1000 em, or Type3 units).
     widths: HashMap<u32, f64>,
     default_width: f64,
@@ -523,8 +526,8 @@ struct Font<'d> {
     glyph_scale: f64,
 }
 
-impl<'d> Font<'d> {
-    fn load(doc: &'d Document, dict: &'d Dictionary, resource: &str) -> Font<'d> {
+impl Font {
+    fn load(doc: &Document, dict: &Dictionary, resource: &str) -> Font {
         let name_of = |d: &Dictionary, k: &[u8]| {
             d.get(k)
                 .ok()
@@ -551,7 +554,7 @@ impl<'d> Font<'d> {
             })
             .map(|bytes| parse_to_unicode(&bytes));
         let two_byte = subtype == "Type0";
-        let descriptor = |d: &'d Dictionary| dict_in(doc, d, b"FontDescriptor");
+        let descriptor = |d| dict_in(doc, d, b"FontDescriptor");
         let mut widths = HashMap::new();
         let default_width: f64;
         let mut glyph_scale = 0.001;
@@ -612,14 +615,11 @@ impl<'d> Font<'d> {
             .and_then(|d| d.get(b"Flags").ok())
             .and_then(number)
             .is_some_and(|f| (f as i64) & 4 != 0);
-        let has_encoding = dict.get(b"Encoding").is_ok();
-        let encoding = (!two_byte && (has_encoding || !symbolic))
-            .then(|| {
-                dict.get_font_encoding_with_limit(doc, MAX_STREAM_BYTES)
-                    .ok()
-            })
-            .flatten()
-            .filter(|e| !matches!(e, Encoding::UnicodeMapEncoding(_)));
+        let encoding = if two_byte {
+            None
+        } else {
+            encoding_table(doc, dict, symbolic)
+        };
         let plain = base.split('+').next_back().unwrap_or(&base);
         let standard = if widths.is_empty() && !two_byte {
             metrics::WIDTHS
@@ -652,11 +652,9 @@ impl<'d> Font<'d> {
                 return Some(expand_ligature(text.clone()));
             }
         }
-        if let (Some(enc), 1) = (&self.encoding, len) {
-            if let Ok(text) = enc.bytes_to_string(&[code as u8]) {
-                if usable(&text) {
-                    return Some(expand_ligature(text));
-                }
+        if let (Some(table), 1) = (&self.encoding, len) {
+            if let Some(Some(text)) = table.get(code as usize) {
+                return Some(expand_ligature(text.clone()));
             }
         }
         None
@@ -682,6 +680,112 @@ impl<'d> Font<'d> {
             return 600.0;
         }
         self.default_width
+    }
+}
+
+/// A simple font's codes as text: its base encoding (the named one; else Standard, the
+/// built-in encoding of a non-symbolic font) with `/Differences` on top. A glyph name the
+/// Adobe Glyph List does not know (nor `uniXXXX`, `uXXXX`) leaves its code unmapped, never
+/// guessed.
+fn encoding_table(
+    doc: &Document,
+    font: &Dictionary,
+    symbolic: bool,
+) -> Option<Vec<Option<String>>> {
+    let encoding = font
+        .get(b"Encoding")
+        .ok()
+        .and_then(|o| doc.dereference(o).ok())
+        .map(|(_, o)| o);
+    let (base, differences) = match encoding {
+        Some(Object::Name(n)) => (Some(n.as_slice()), None),
+        Some(Object::Dictionary(d)) => (
+            d.get(b"BaseEncoding").ok().and_then(|b| b.as_name().ok()),
+            d.get(b"Differences")
+                .ok()
+                .and_then(|a| doc.dereference(a).ok())
+                .and_then(|(_, a)| a.as_array().ok()),
+        ),
+        _ => (None, None),
+    };
+    let base = match base {
+        Some(b) => Some(b),
+        None if !symbolic => Some(&b"StandardEncoding"[..]),
+        None => None,
+    };
+    let mut table: Vec<Option<String>> = vec![None; 256];
+    if let Some(base) = base.filter(|b| {
+        matches!(
+            *b,
+            b"StandardEncoding"
+                | b"WinAnsiEncoding"
+                | b"MacRomanEncoding"
+                | b"PDFDocEncoding"
+                | b"MacExpertEncoding"
+        )
+    }) {
+        let mut probe = Dictionary::new();
+        probe.set("Type", Object::Name(b"Font".to_vec()));
+        probe.set("Subtype", Object::Name(b"Type1".to_vec()));
+        probe.set("Encoding", Object::Name(base.to_vec()));
+        if let Ok(enc) = probe.get_font_encoding(doc) {
+            for (code, slot) in table.iter_mut().enumerate() {
+                *slot = enc
+                    .bytes_to_string(&[code as u8])
+                    .ok()
+                    .filter(|t| usable(t));
+            }
+        }
+    }
+    let mut code = 0usize;
+    for item in differences.into_iter().flatten() {
+        match item {
+            Object::Integer(c) => code = (*c).clamp(0, 255) as usize,
+            Object::Name(name) => {
+                if let Some(slot) = table.get_mut(code) {
+                    *slot = glyph_text(doc, name, code as u8);
+                }
+                code += 1;
+            }
+            _ => {}
+        }
+    }
+    table.iter().any(Option::is_some).then_some(table)
+}
+
+/// The text of a glyph name: `uni20AC`, `u1F600`, or a name of the Adobe Glyph List (as
+/// lopdf knows it).
+fn glyph_text(doc: &Document, name: &[u8], code: u8) -> Option<String> {
+    let text = std::str::from_utf8(name).ok()?;
+    let hex = |h: &str| u32::from_str_radix(h, 16).ok().and_then(char::from_u32);
+    if let Some(h) = text.strip_prefix("uni").filter(|h| h.len() == 4) {
+        return hex(h).map(String::from).filter(|t| usable(t));
+    }
+    if let Some(h) = text
+        .strip_prefix('u')
+        .filter(|h| (4..=6).contains(&h.len()))
+    {
+        if let Some(c) = hex(h) {
+            return Some(c.to_string()).filter(|t| usable(t));
+        }
+    }
+    // lopdf resolves names through the Adobe Glyph List when it builds an encoding from
+    // /Differences; a name it does not know makes it fall back, which tells us.
+    let mut probe = Dictionary::new();
+    probe.set("Type", Object::Name(b"Font".to_vec()));
+    probe.set("Subtype", Object::Name(b"Type1".to_vec()));
+    let mut enc = Dictionary::new();
+    enc.set(
+        "Differences",
+        Object::Array(vec![
+            Object::Integer(code as i64),
+            Object::Name(name.to_vec()),
+        ]),
+    );
+    probe.set("Encoding", Object::Dictionary(enc));
+    match probe.get_font_encoding(doc) {
+        Ok(e @ Encoding::Differences(_)) => e.bytes_to_string(&[code]).ok().filter(|t| usable(t)),
+        _ => None,
     }
 }
 

@@ -406,3 +406,64 @@ fn type3_fonts_to_unicode_ligatures_and_fonts_sharing_a_subset_name() {
     );
     assert_eq!(extracted(&bytes), ["AB BA", "fin", "xy"]);
 }
+
+#[test]
+fn differences_name_glyphs_and_an_unknown_name_is_never_guessed() {
+    let font = "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica \
+                /Encoding << /Type /Encoding /BaseEncoding /WinAnsiEncoding \
+                /Differences [1 /uni20AC /g123 /fi] >> >>";
+    let bytes = page_pdf(
+        "",
+        "<< /Font << /F1 5 0 R >> >>",
+        b"BT /F1 10 Tf 50 700 Td (Preis 5 \x01) Tj ET BT /F1 10 Tf 50 680 Td (\x03nal \x02) Tj ET",
+        &[font.as_bytes().to_vec()],
+    );
+    assert_eq!(extracted(&bytes), ["Preis 5 €", "final \u{FFFD}"]);
+    // A sync fails on the unmapped glyph, naming the page, the line and the font.
+    let p = project(
+        "tags = [\"tx\"]\n[fields]\ndate = \"d\"\namount = \"a\"\nmemo = \"m\"\n[reader]\n\
+         type = \"pdf\"\npath = \"in\"\nrow = '(?P<d>x) (?P<a>y) (?P<m>z)'\n",
+    );
+    p.file("in/a.pdf", &bytes);
+    p.sync()
+        .code(3)
+        .stderr_has(&["page 1 line 2: glyphs of font `F1` (Helvetica) have no Unicode mapping"]);
+}
+
+#[test]
+fn pages_limits_the_rows_to_those_pages() {
+    let p = project(&STATEMENT.replace("date_format", "pages = \"2-\"\ndate_format"));
+    p.file("in/a.pdf", fixture("statement-chromium.pdf"));
+    p.sync().code(0);
+    assert_eq!(p.texts("SELECT DISTINCT \"_page\" FROM main.giro"), ["2"]);
+    assert_eq!(p.int("SELECT count(*) FROM main.giro"), 12);
+}
+
+#[test]
+fn text_state_operators_move_and_space_text_as_pdf_says() {
+    let content = b"BT /F1 10 Tf 12 TL 50 700 Td (Line one) Tj T* (Line two) Tj (Line three) ' \
+                    1 0.2 (Line four) \" 0 Tc 0 Tw ET \
+                    BT /F1 10 Tf 50 600 Td 0 -12 TD (Line five) Tj T* (Line six) Tj ET \
+                    BT /F1 10 Tf 200 Tz 50 500 Td (Wide) Tj 100 Tz ( text) Tj ET \
+                    BT /F1 10 Tf 0.5 Tc 50 480 Td (Tight) Tj 0 Tc 0 -14 Td (Normal) Tj ET";
+    let bytes = page_pdf(
+        "",
+        "<< /Font << /F1 5 0 R >> >>",
+        content,
+        &[F1.as_bytes().to_vec()],
+    );
+    assert_eq!(
+        extracted(&bytes),
+        [
+            "Line one",
+            "Line two",
+            "Line three",
+            "Line four",
+            "Line five",
+            "Line six",
+            "Wide text",
+            "Tight",
+            "Normal"
+        ]
+    );
+}
