@@ -26,6 +26,10 @@ pub struct Cli {
     /// Print more detail.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// When another process holds the vault, wait up to this long for it (`30s`, `10m`)
+    /// instead of failing at once.
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_wait)]
+    pub wait: Option<std::time::Duration>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -211,4 +215,10 @@ pub enum SqlFormat {
     Table,
     Csv,
     Json,
+}
+
+/// `--wait`: a duration such as `30s`, `500ms`, `10m`.
+fn parse_wait(text: &str) -> Result<std::time::Duration, String> {
+    crate::readers::api::parse_duration(text)
+        .ok_or_else(|| format!("`{text}` is not a duration such as `30s` or `10m`"))
 }

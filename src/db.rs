@@ -59,6 +59,60 @@ fn check_is_duckdb(path: &Path) -> Result<(), VaultError> {
     )))
 }
 
+/// How long to wait for a vault another process holds (`--wait`), in milliseconds.
+static LOCK_WAIT_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Wait up to `wait` for a vault another process holds, from now on in this process.
+pub fn set_lock_wait(wait: std::time::Duration) {
+    LOCK_WAIT_MS.store(
+        wait.as_millis().min(u64::MAX as u128) as u64,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+}
+
+/// Open with `open`, trying again while another process holds the lock, up to the wait
+/// `--wait` set; the error then says how long this process waited.
+fn open_waiting(
+    path: &Path,
+    mut open: impl FnMut() -> Result<Connection, duckdb::Error>,
+) -> Result<Connection, VaultError> {
+    let wait =
+        std::time::Duration::from_millis(LOCK_WAIT_MS.load(std::sync::atomic::Ordering::Relaxed));
+    let start = std::time::Instant::now();
+    loop {
+        match open().map_err(|e| classify(path, e)) {
+            Err(VaultError::Locked { .. }) if start.elapsed() < wait => {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            Err(VaultError::Locked { path, holder, .. }) if !wait.is_zero() => {
+                return Err(VaultError::Locked {
+                    path,
+                    holder,
+                    waited: format!(" (waited {:.0} s)", start.elapsed().as_secs_f64()),
+                })
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Open an existing vault for reading only: read-only commands (`sql`, `status`, `runs`,
+/// `schema`) share the file with each other instead of taking turns. `None` when there is
+/// no vault yet.
+pub fn open_read_only(path: &Path) -> Result<Option<Connection>, anyhow::Error> {
+    check_path(path)?;
+    if !path.exists() {
+        return Ok(None);
+    }
+    check_is_duckdb(path)?;
+    let conn = open_waiting(path, || {
+        let config = duckdb::Config::default().access_mode(duckdb::AccessMode::ReadOnly)?;
+        Connection::open_with_flags(path, config)
+    })?;
+    no_extensions(&conn)?;
+    Ok(Some(conn))
+}
+
 /// Open (creating if needed) the vault at `path`.
 pub fn open(path: &Path) -> Result<Connection, anyhow::Error> {
     check_path(path)?;
@@ -75,7 +129,7 @@ pub fn open(path: &Path) -> Result<Connection, anyhow::Error> {
         create(path)?;
     }
     check_is_duckdb(path)?;
-    let conn = Connection::open(path).map_err(|e| classify(path, e))?;
+    let conn = open_waiting(path, || Connection::open(path))?;
     no_extensions(&conn)?;
     Ok(conn)
 }
@@ -205,7 +259,7 @@ pub fn open_existing(path: &Path) -> Result<Option<Connection>, anyhow::Error> {
         return Ok(None);
     }
     check_is_duckdb(path)?;
-    let conn = Connection::open(path).map_err(|e| classify(path, e))?;
+    let conn = open_waiting(path, || Connection::open(path))?;
     no_extensions(&conn)?;
     Ok(Some(conn))
 }
@@ -243,6 +297,7 @@ fn classify(path: &Path, err: duckdb::Error) -> VaultError {
         return VaultError::Locked {
             path: path.to_path_buf(),
             holder,
+            waited: String::new(),
         };
     }
     VaultError::Db {

@@ -109,8 +109,13 @@ pub enum ReadError {
 /// The vault (DuckDB) or the lake could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum VaultError {
-    #[error("the vault `{path}` is locked by another process{holder}; close it and retry")]
-    Locked { path: PathBuf, holder: String },
+    #[error("the vault `{path}` is locked by another process{holder}{waited}; close it and retry, or wait for it with --wait")]
+    Locked {
+        path: PathBuf,
+        holder: String,
+        /// How long this process waited for it, said when it did.
+        waited: String,
+    },
     #[error("{context}")]
     Db {
         context: String,

@@ -27,6 +27,9 @@ pub fn main() -> i32 {
             };
         }
     };
+    if let Some(wait) = cli.wait {
+        crate::db::set_lock_wait(wait);
+    }
     match dispatch(&cli) {
         Ok(code) => code,
         Err(err) => {

@@ -29,11 +29,11 @@ pub fn run(cli: &Cli, query: &str, format: SqlFormat) -> anyhow::Result<i32> {
     Ok(EXIT_OK)
 }
 
-/// Open the project's existing vault; a missing vault is a usage error. Only
+/// Open the project's existing vault, read-only; a missing vault is a usage error. Only
 /// `ingestor.toml` is read: a broken tag or source file does not stop a query.
 pub fn open_vault(cli: &Cli) -> anyhow::Result<Connection> {
     let project = Paths::load(cli)?;
-    match db::open_existing(&project.database)? {
+    match db::open_read_only(&project.database)? {
         Some(conn) => Ok(conn),
         None => Err(UsageError(format!(
             "no vault at `{}` yet: run `ingestor sync` first",

@@ -113,3 +113,50 @@ fn definitions_changed_after_a_sync_get_their_hubs_and_views() {
     );
     assert_eq!(p.int("SELECT count(*) FROM main.spend"), 2);
 }
+
+/// Issue 12: read-only commands share the vault; a sync waits its turn with --wait.
+#[test]
+fn readers_share_the_vault_and_a_sync_can_wait_for_its_turn() {
+    let p = Project::tx();
+    p.file(
+        "in/bank/a.csv",
+        "id,Date,Amount,Memo\nT1,2026-01-01,1.00,x\n",
+    );
+    p.sync().code(0);
+    let read_only = || {
+        let config = duckdb::Config::default()
+            .access_mode(duckdb::AccessMode::ReadOnly)
+            .expect("config");
+        duckdb::Connection::open_with_flags(p.path("ingestor.duckdb"), config).expect("open")
+    };
+    // Another reader holds the vault: queries still run beside it.
+    let holder = read_only();
+    p.run(&["status"]).code(0);
+    p.run(&["sql", "SELECT count(*) FROM main.tx"])
+        .code(0)
+        .stdout_has(&["1"]);
+    p.run(&["runs"]).code(0);
+    // A query cannot write.
+    p.run(&["sql", "DELETE FROM vault.hub_tx"]).code(2);
+    // A sync needs the vault to itself: at once it fails, naming the lock...
+    p.file(
+        "in/bank/b.csv",
+        "id,Date,Amount,Memo\nT2,2026-01-02,2.00,y\n",
+    );
+    p.sync()
+        .code(4)
+        .stderr_has(&["locked by another process", "--wait"]);
+    // ...with a short wait it says how long it waited...
+    p.run(&["sync", "--wait", "1s"])
+        .code(4)
+        .stderr_has(&["(waited 1 s)"]);
+    // ...and with a longer one it goes ahead when the reader is done.
+    let released = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        drop(holder);
+    });
+    p.run(&["sync", "--wait", "30s"]).code(0);
+    released.join().expect("thread");
+    assert_eq!(p.int("SELECT count(*) FROM main.tx"), 2);
+    assert_eq!(p.int("SELECT count(*) FROM vault.hub_tx"), 2);
+}
