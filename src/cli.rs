@@ -89,7 +89,7 @@ pub enum Command {
     )]
     Rebuild(RebuildArgs),
     /// The lake of input files.
-    #[command(after_help = "Examples:\n  ingestor lake verify")]
+    #[command(after_help = "Examples:\n  ingestor lake verify\n  ingestor lake gc --dry-run")]
     Lake {
         #[command(subcommand)]
         command: LakeCommand,
@@ -164,6 +164,13 @@ pub struct RebuildArgs {
 /// `ingestor lake …`.
 #[derive(Debug, Subcommand)]
 pub enum LakeCommand {
+    /// Remove objects no committed load refers to (a failed API sync's bodies, a refused
+    /// file's copy); the vault is held meanwhile, so no sync runs.
+    Gc {
+        /// List what would be removed, remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Re-hash every lake object against its name and the manifest.
     Verify,
 }

@@ -46,6 +46,18 @@ pub enum Entry {
     Object(ObjectEntry),
     /// A source loaded this object into the vault, and committed.
     Load(LoadEntry),
+    /// `lake gc` removed the object: no committed load referred to it.
+    Removed(RemovedEntry),
+}
+
+/// An object no load refers to: its hash, its size and who stored it.
+pub type Unreferenced = (String, u64, Vec<Owner>);
+
+/// An object `lake gc` removed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RemovedEntry {
+    pub hash: String,
+    pub removed_at: DateTime<Utc>,
 }
 
 impl Entry {
@@ -54,6 +66,7 @@ impl Entry {
         match self {
             Entry::Object(o) => &o.hash,
             Entry::Load(l) => &l.hash,
+            Entry::Removed(r) => &r.hash,
         }
     }
 }
@@ -118,7 +131,7 @@ impl Manifest {
     pub fn loads(&self) -> impl Iterator<Item = &LoadEntry> {
         self.entries.iter().filter_map(|e| match e {
             Entry::Load(l) => Some(l),
-            Entry::Object(_) => None,
+            _ => None,
         })
     }
 
@@ -126,7 +139,7 @@ impl Manifest {
     pub fn objects(&self) -> impl Iterator<Item = &ObjectEntry> {
         self.entries.iter().filter_map(|e| match e {
             Entry::Object(o) => Some(o),
-            Entry::Load(_) => None,
+            _ => None,
         })
     }
 }
@@ -297,7 +310,72 @@ impl Lake {
                 Err(e) => manifest.damaged.push((number, e.to_string())),
             }
         }
+        // An object whose last line is its removal is gone: its object lines no longer
+        // list it (a later store lists it again).
+        let mut removed = HashSet::new();
+        for e in &manifest.entries {
+            match e {
+                Entry::Object(o) => {
+                    removed.remove(&o.hash);
+                }
+                Entry::Removed(r) => {
+                    removed.insert(r.hash.clone());
+                }
+                Entry::Load(_) => {}
+            }
+        }
+        if !removed.is_empty() {
+            manifest
+                .entries
+                .retain(|e| !matches!(e, Entry::Object(o) if removed.contains(&o.hash)));
+        }
         Ok(manifest)
+    }
+
+    /// Objects in the lake that `keep` does not hold: each with its size and its
+    /// manifest owners (source, original name).
+    pub fn unreferenced(&self, keep: &HashSet<String>) -> Result<Vec<Unreferenced>, VaultError> {
+        let manifest = self.manifest()?;
+        let mut out = Vec::new();
+        for path in self.object_paths()? {
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            if !is_hash(name) || keep.contains(name) {
+                continue;
+            }
+            let size = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            let owners = manifest
+                .objects()
+                .filter(|o| o.hash == name)
+                .map(|o| (o.source.clone(), o.name.clone()))
+                .collect();
+            out.push((name.to_string(), size, owners));
+        }
+        Ok(out)
+    }
+
+    /// Remove objects (`lake gc`): each file, then one manifest line for each, fsynced.
+    pub fn remove_objects(&self, hashes: &[String]) -> Result<(), VaultError> {
+        let mut lines = Vec::new();
+        for hash in hashes {
+            let path = self.path_of(hash);
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(VaultError::Io {
+                        context: format!("lake: cannot remove `{}`", path.display()),
+                        source,
+                    })
+                }
+            }
+            lines.push(Entry::Removed(RemovedEntry {
+                hash: hash.clone(),
+                removed_at: Utc::now(),
+            }));
+        }
+        self.append(&lines)
     }
 
     /// Append entries to the manifest: one write, then fsync.

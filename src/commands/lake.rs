@@ -1,5 +1,7 @@
 //! `ingestor lake verify`: every lake object re-hashed against its name and the manifest.
 
+use std::collections::HashSet;
+
 use crate::cli::{Cli, LakeCommand};
 use crate::error::{VaultError, EXIT_OK};
 use crate::lake::Verification;
@@ -9,7 +11,80 @@ use crate::plan::Paths;
 pub fn run(cli: &Cli, command: &LakeCommand) -> anyhow::Result<i32> {
     match command {
         LakeCommand::Verify => verify(cli),
+        LakeCommand::Gc { dry_run } => gc(cli, *dry_run),
     }
+}
+
+/// Every object a committed load refers to: the loads the manifest lists (of every vault
+/// sharing the lake) and the vault's own (a load committed but not yet listed), and the
+/// pages an API unit names.
+fn referenced(
+    lake: &crate::lake::Lake,
+    conn: Option<&duckdb::Connection>,
+) -> anyhow::Result<HashSet<String>> {
+    let mut keep: HashSet<String> = lake.manifest()?.loads().map(|l| l.hash.clone()).collect();
+    if let Some(conn) = conn {
+        if crate::vault::meta::vault_value(conn, "format_version").is_some() {
+            keep.extend(crate::vault::meta::loaded_hashes(conn)?);
+        }
+    }
+    let units: Vec<String> = keep.iter().cloned().collect();
+    for hash in units {
+        let path = lake.path_of(&hash);
+        // A unit document is small JSON; input files are not read whole.
+        if std::fs::metadata(&path).is_ok_and(|m| m.len() < (16 << 20)) {
+            if let Ok(bytes) = std::fs::read(&path) {
+                if let Some(pages) = crate::readers::api::unit_objects(&bytes) {
+                    keep.extend(pages);
+                }
+            }
+        }
+    }
+    Ok(keep)
+}
+
+/// `lake gc`: remove what no committed load refers to.
+fn gc(cli: &Cli, dry_run: bool) -> anyhow::Result<i32> {
+    let project = Paths::load(cli)?;
+    // Held until the end: no sync of this vault stores objects meanwhile.
+    let conn = crate::db::open_existing(&project.database)?;
+    if let Some(c) = &conn {
+        crate::vault::refuse_foreign(c, &project.database)?;
+    }
+    let lake = &project.lake;
+    let keep = referenced(lake, conn.as_ref())?;
+    let found = lake.unreferenced(&keep)?;
+    let bytes: u64 = found.iter().map(|(_, n, _)| n).sum();
+    let shown = project.display(lake.root());
+    for (hash, size, owners) in &found {
+        let from = owners
+            .iter()
+            .map(|(s, n)| format!("source `{s}` `{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        outln!(
+            "{} {shown}/{}/{hash} ({size} bytes{}{})",
+            if dry_run { "would remove" } else { "removed" },
+            hash.get(..2).unwrap_or_default(),
+            if from.is_empty() { "" } else { ", " },
+            from
+        )?;
+    }
+    if !dry_run {
+        let hashes: Vec<String> = found.iter().map(|(h, _, _)| h.clone()).collect();
+        lake.remove_objects(&hashes)?;
+        lake.remove_stale_temp_files();
+    }
+    outln!(
+        "{} object(s), {bytes} bytes, that no load refers to{}",
+        found.len(),
+        if dry_run {
+            ": nothing removed (--dry-run)"
+        } else {
+            ": removed"
+        }
+    )?;
+    Ok(EXIT_OK)
 }
 
 fn verify(cli: &Cli) -> anyhow::Result<i32> {
@@ -17,6 +92,17 @@ fn verify(cli: &Cli) -> anyhow::Result<i32> {
     let lake = &project.lake;
     let found = lake.verify(None)?;
     report(&found, &project.display(lake.root()))?;
+    // Objects no load refers to are not damage: a refused file's copy, a failed API
+    // sync's bodies. Said, so that `lake gc` is known.
+    let conn = crate::db::open_read_only(&project.database).ok().flatten();
+    let unused = lake.unreferenced(&referenced(lake, conn.as_ref())?)?;
+    if !unused.is_empty() {
+        let bytes: u64 = unused.iter().map(|(_, n, _)| n).sum();
+        outln!(
+            "{} object(s), {bytes} bytes, that no load refers to: `ingestor lake gc` removes them",
+            unused.len()
+        )?;
+    }
     if !found.ok() {
         return Err(damaged(&found).into());
     }

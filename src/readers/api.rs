@@ -292,6 +292,15 @@ struct PageRef {
     body: String,
 }
 
+/// The objects an API unit document names (its pages' bodies), if `bytes` is one.
+pub fn unit_objects(bytes: &[u8]) -> Option<Vec<String>> {
+    if !bytes.starts_with(b"{") {
+        return None;
+    }
+    let doc: UnitDoc = serde_json::from_slice(bytes).ok()?;
+    Some(doc.pages.into_iter().map(|p| p.body).collect())
+}
+
 /// What `fetch` needs besides the config.
 pub struct FetchContext<'a> {
     pub source: &'a str,

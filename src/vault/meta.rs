@@ -447,6 +447,18 @@ pub fn loaded_files(
     Ok(loaded)
 }
 
+/// The hash of every unit any source loaded (for `lake gc`: what it must keep).
+pub fn loaded_hashes(conn: &Connection) -> Result<Vec<String>, VaultError> {
+    let mut stmt = conn
+        .prepare("SELECT DISTINCT file_hash FROM meta.loads WHERE status = 'loaded'")
+        .map_err(VaultError::db("cannot read meta.loads"))?;
+    let hashes: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .and_then(|rows| rows.collect())
+        .map_err(VaultError::db("cannot read meta.loads"))?;
+    Ok(hashes)
+}
+
 /// The order in which `source` first loaded each of its units (0 = first).
 pub fn load_order(conn: &Connection, source: &str) -> Result<HashMap<String, usize>, VaultError> {
     let mut stmt = conn

@@ -809,3 +809,44 @@ fn a_sync_killed_between_pages_changes_nothing_and_the_next_one_loads_it_all() {
     );
     p.run(&["lake", "verify"]).code(0);
 }
+
+/// Issue 12: a failed sync's bodies are not referred to by any load; `lake gc` removes
+/// them and keeps every page a loaded sync names, so the vault still rebuilds offline.
+#[test]
+fn lake_gc_keeps_the_pages_of_loaded_syncs_and_drops_those_of_failed_ones() {
+    let all = Arc::new(Mutex::new(rows()));
+    let server = Server::start(bank(all.clone()));
+    let p = project(&server, BANK_API);
+    with_token(&p, &["sync"]).code(0);
+    let kept = p.lake_files().len();
+    // Three pages and their list.
+    assert_eq!(kept, 4);
+    all.lock().expect("rows").extend((7..=9).map(|id| Row {
+        id,
+        booked: "2026-01-07",
+        amount: "1.00",
+        memo: "Later",
+        updated: format!("2026-01-0{id}T10:00:00Z"),
+    }));
+    // The second page of the next sync is cut short.
+    let good = bank(all.clone());
+    server.answer(move |req, n| {
+        let reply = good(req, n);
+        if req.param("cursor").is_some() {
+            return Reply::json("{\"data\": [");
+        }
+        reply
+    });
+    with_token(&p, &["sync"]).code(3);
+    assert_eq!(
+        p.lake_files().len(),
+        kept + 1,
+        "the failed sync's first page"
+    );
+    p.run(&["lake", "gc"]).code(0).stdout_has(&["1 object(s)"]);
+    assert_eq!(p.lake_files().len(), kept);
+    server.clear();
+    p.run(&["rebuild"]).code(0);
+    assert!(server.seen().is_empty());
+    assert_eq!(p.int("SELECT count(*) FROM main.tx"), 5);
+}

@@ -287,3 +287,53 @@ fn lake_verify_checks_objects_the_manifest_does_not_list() {
     let out = p.run(&["lake", "verify"]).code(0);
     assert!(out.stdout.contains("2 objects"), "{}", out.stdout);
 }
+
+/// Issue 12: copies of refused inputs are listed by `lake verify` and removed by
+/// `lake gc`; everything a load refers to stays, and the lake still rebuilds the vault.
+#[test]
+fn lake_gc_removes_only_what_no_load_refers_to() {
+    let p = Project::tx();
+    p.file(
+        "in/bank/a.csv",
+        "id,Date,Amount,Memo\nT1,2026-01-01,1.00,x\n",
+    );
+    p.file(
+        "in/bank/b.csv",
+        "id,Date,Amount,Memo\nT2,2026-01-02,one euro,y\n",
+    );
+    p.sync().code(1);
+    assert_eq!(
+        p.lake_files().len(),
+        2,
+        "the refused file's copy is kept for now"
+    );
+    p.run(&["lake", "verify"])
+        .code(0)
+        .stdout_has(&["1 object(s)", "no load refers to", "lake gc"]);
+    let dry = p.run(&["lake", "gc", "--dry-run"]).code(0);
+    assert!(
+        dry.stdout.contains("would remove") && dry.stdout.contains("`in/bank/b.csv`"),
+        "{}",
+        dry.stdout
+    );
+    assert_eq!(p.lake_files().len(), 2);
+    p.run(&["lake", "gc"])
+        .code(0)
+        .stdout_has(&["removed", "in/bank/b.csv"]);
+    assert_eq!(p.lake_files().len(), 1);
+    let verified = p.run(&["lake", "verify"]).code(0);
+    assert!(
+        !verified.stdout.contains("no load refers to"),
+        "{}",
+        verified.stdout
+    );
+    // The refused file stored again is listed again, and nothing is missing.
+    p.sync().code(1);
+    assert_eq!(p.lake_files().len(), 2);
+    p.run(&["lake", "verify"]).code(0);
+    p.remove("in/bank/b.csv");
+    p.run(&["lake", "gc"]).code(0);
+    std::fs::remove_file(p.path("ingestor.duckdb")).expect("remove vault");
+    p.run(&["rebuild"]).code(0);
+    assert_eq!(p.texts("SELECT id FROM main.bank"), ["T1"]);
+}
