@@ -190,6 +190,14 @@ pub enum SecretCommand {
         #[arg(long)]
         show: bool,
     },
+    /// Make a random 256-bit key (for `[hash] key_secret`) and store it in the OS keyring.
+    Generate {
+        name: String,
+        /// Print the key on stdout instead of storing it (for a server without a keyring:
+        /// put it in INGESTOR_SECRET_<NAME>, and keep a copy).
+        #[arg(long)]
+        print: bool,
+    },
     /// Remove a secret from the OS keyring.
     Rm { name: String },
     /// Secret names: those in the keyring and those the project's definitions use.

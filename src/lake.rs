@@ -21,6 +21,8 @@ use crate::error::{ReadError, VaultError};
 
 /// The manifest's file name, in the lake's root.
 pub const MANIFEST: &str = "manifest.jsonl";
+/// The salt vault keys are derived with, beside the manifest.
+pub const KEY_SALT: &str = "vault-key-salt";
 
 /// A (source, original name) pair: who stored an object, and what they called it.
 pub type Owner = (String, String);
@@ -261,6 +263,49 @@ impl Lake {
     /// Where the manifest is.
     pub fn manifest_path(&self) -> PathBuf {
         self.root.join(MANIFEST)
+    }
+
+    /// The salt vault keys are derived with (`vault-key-salt` beside the manifest): made
+    /// once, at random, so that every vault rebuilt from this lake derives the same key.
+    pub fn key_salt(&self) -> Result<[u8; 16], VaultError> {
+        let path = self.root.join(KEY_SALT);
+        let io = |context: String| move |source| VaultError::Io { context, source };
+        match fs::read_to_string(&path) {
+            Ok(text) => {
+                return crate::vault::hash::parse_salt(&text).ok_or_else(|| {
+                    VaultError::Refused(format!(
+                        "`{}` does not hold a salt (32 hex digits); it must be the one the \
+                         vault was made with",
+                        path.display()
+                    ))
+                })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(io(format!("lake: cannot read `{}`", path.display()))(
+                    source,
+                ))
+            }
+        }
+        let mut salt = [0u8; 16];
+        getrandom::fill(&mut salt).map_err(|e| {
+            VaultError::Refused(format!("no random bytes for the vault key's salt: {e}"))
+        })?;
+        let hex: String = salt.iter().map(|b| format!("{b:02x}")).collect();
+        fs::create_dir_all(&self.root)
+            .map_err(io(format!("lake: cannot create `{}`", self.root.display())))?;
+        let mut tmp = tempfile::NamedTempFile::new_in(&self.root).map_err(io(format!(
+            "lake: cannot create a file in `{}`",
+            self.root.display()
+        )))?;
+        tmp.write_all(format!("{hex}\n").as_bytes())
+            .and_then(|_| tmp.as_file().sync_all())
+            .map_err(io(format!("lake: cannot write `{}`", path.display())))?;
+        // Another process may have made one meanwhile: the first one stays.
+        match tmp.persist_noclobber(&path) {
+            Ok(_) => Ok(salt),
+            Err(_) => self.key_salt(),
+        }
     }
 
     /// Read the manifest (empty when there is none yet).

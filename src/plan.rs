@@ -6,6 +6,7 @@ use crate::cli::Cli;
 use crate::defs::Definitions;
 use crate::lake::Lake;
 use crate::secrets::{SecretStore, Secrets};
+use crate::vault::hash::Kdf;
 use crate::vault::RecipeHasher;
 
 /// A project as one command sees it: definitions plus where the vault and lake are.
@@ -55,9 +56,28 @@ impl Project {
                     ))
                     .into());
                 }
-                RecipeHasher::keyed(key.expose())
+                let kdf = self.key_derivation()?;
+                RecipeHasher::keyed_with(key.expose(), &kdf).map_err(crate::error::UsageError)?
             }
         })
+    }
+
+    /// How this project's vault key is derived: as the vault records it; for a new vault
+    /// (or one rebuilt from the lake), Argon2id with the lake's salt, made once.
+    fn key_derivation(&self) -> anyhow::Result<Kdf> {
+        if let Some(conn) = crate::db::open_read_only(&self.database)? {
+            if crate::vault::meta::vault_value(&conn, "hash_keyed").as_deref() == Some("true") {
+                return Ok(match crate::vault::meta::vault_value(&conn, "hash_kdf") {
+                    None => Kdf::Blake3,
+                    Some(text) => Kdf::parse(&text).ok_or_else(|| {
+                        crate::error::VaultError::Refused(format!(
+                            "the vault records a key derivation this ingestor does not know: {text}"
+                        ))
+                    })?,
+                });
+            }
+        }
+        Ok(Kdf::argon2id(self.lake.key_salt()?))
     }
 }
 

@@ -16,6 +16,7 @@ pub fn run(cli: &Cli, command: &SecretCommand) -> anyhow::Result<i32> {
         SecretCommand::Set { name } => set(name),
         SecretCommand::Get { name, show } => get(name, *show),
         SecretCommand::Rm { name } => rm(name),
+        SecretCommand::Generate { name, print } => generate(name, *print),
         SecretCommand::List => list(cli),
     }
 }
@@ -62,6 +63,35 @@ fn set(name: &str) -> anyhow::Result<i32> {
             secrets::env_var(name)
         );
     }
+    Ok(EXIT_OK)
+}
+
+/// A random key: 32 bytes from the OS, as 64 hex digits.
+fn generate(name: &str, print: bool) -> anyhow::Result<i32> {
+    checked(name)?;
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no random bytes: {e}"))?;
+    let key: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    if print {
+        outln!("{key}")?;
+        return Ok(EXIT_OK);
+    }
+    if secrets::Keyring::get(name)
+        .map_err(|why| unavailable(name, why))?
+        .is_some()
+    {
+        return Err(UsageError(format!(
+            "secret `{name}` is already in the OS keyring: a vault keyed with it would no \
+             longer load; `ingestor secret rm {name}` first if you mean to replace it"
+        ))
+        .into());
+    }
+    Keyring::set(name, &Secret::new(key)).map_err(|why| unavailable(name, why))?;
+    eprintln!(
+        "a random 256-bit key is stored as secret `{name}` in the OS keyring; keep a copy \
+         (`ingestor secret get {name} --show`): without it the vault cannot be extended or \
+         rebuilt with the same keys"
+    );
     Ok(EXIT_OK)
 }
 

@@ -74,7 +74,7 @@ fn definitions_fingerprint(defs: &Definitions) -> String {
 
 /// The recipe this vault was written with must be the one in use: never mix two.
 fn check_recipe(conn: &Connection, hasher: &RecipeHasher) -> Result<(), VaultError> {
-    let wanted = [
+    let mut wanted = vec![
         ("format_version", FORMAT_VERSION.to_string()),
         ("hash_recipe", RECIPE_VERSION.to_string()),
         ("hash_algorithm", "blake3".to_string()),
@@ -84,6 +84,9 @@ fn check_recipe(conn: &Connection, hasher: &RecipeHasher) -> Result<(), VaultErr
         ("key_format", "uuid".to_string()),
         ("storage_version", crate::db::STORAGE_VERSION.to_string()),
     ];
+    if let Some(kdf) = hasher.kdf() {
+        wanted.push(("hash_kdf", kdf.describe()));
+    }
     let stored = meta::vault_values(conn)?;
     if stored.is_empty() {
         for (key, value) in &wanted {
@@ -98,7 +101,9 @@ fn check_recipe(conn: &Connection, hasher: &RecipeHasher) -> Result<(), VaultErr
         let have = stored
             .iter()
             .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str());
+            .map(|(_, v)| v.as_str())
+            // A keyed vault from before the slow derivation recorded none: it used BLAKE3's.
+            .or((*key == "hash_kdf").then_some("blake3-derive-key"));
         if have != Some(value.as_str()) {
             let why = if key.starts_with("hash_key") {
                 "the vault was written with a different hash key setting ([hash] key_secret \

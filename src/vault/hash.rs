@@ -14,26 +14,145 @@ pub const RECIPE: &str = "blake3; values trimmed, typed values in canonical text
     each value = 1 byte (0 null, 1 value) + u32-le byte length + utf-8 bytes; \
     first 16 bytes, stored as UUID (the 32 lowercase hex digits, with dashes)";
 
-/// BLAKE3 context for deriving the hashing key from a secret.
+/// BLAKE3 context for deriving the hashing key from a secret (vaults from before the
+/// key derivation was slow; kept so that they keep loading).
 const KEY_CONTEXT: &str = "ingestor 2026 vault hash key v1";
+
+/// Argon2id cost of deriving a vault key: 64 MiB, 3 passes, 1 lane (about a third of a
+/// second here, once per command; every guess at the secret costs the same).
+pub const ARGON2_M_KIB: u32 = 64 * 1024;
+pub const ARGON2_T: u32 = 3;
+pub const ARGON2_P: u32 = 1;
+
+/// How a vault's key is derived from its secret, as `meta.vault.hash_kdf` records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kdf {
+    /// `blake3 derive_key`: fast; vaults written before the slow derivation.
+    Blake3,
+    /// Argon2id with a random salt kept in the lake (`vault-key-salt`).
+    Argon2id {
+        salt: [u8; 16],
+        m: u32,
+        t: u32,
+        p: u32,
+    },
+}
+
+impl Kdf {
+    /// A new derivation with this salt and today's costs.
+    pub fn argon2id(salt: [u8; 16]) -> Kdf {
+        Kdf::Argon2id {
+            salt,
+            m: ARGON2_M_KIB,
+            t: ARGON2_T,
+            p: ARGON2_P,
+        }
+    }
+
+    /// As `meta.vault` records it: `blake3-derive-key`, or
+    /// `argon2id m=65536 t=3 p=1 salt=<32 hex digits>`.
+    pub fn describe(&self) -> String {
+        match self {
+            Kdf::Blake3 => "blake3-derive-key".into(),
+            Kdf::Argon2id { salt, m, t, p } => {
+                let hex: String = salt.iter().map(|b| format!("{b:02x}")).collect();
+                format!("argon2id m={m} t={t} p={p} salt={hex}")
+            }
+        }
+    }
+
+    /// Read what `describe` wrote.
+    pub fn parse(text: &str) -> Option<Kdf> {
+        if text == "blake3-derive-key" {
+            return Some(Kdf::Blake3);
+        }
+        let rest = text.strip_prefix("argon2id ")?;
+        let (mut m, mut t, mut p, mut salt) = (None, None, None, None);
+        for part in rest.split_whitespace() {
+            let (k, v) = part.split_once('=')?;
+            match k {
+                "m" => m = v.parse().ok(),
+                "t" => t = v.parse().ok(),
+                "p" => p = v.parse().ok(),
+                "salt" => salt = parse_salt(v),
+                _ => return None,
+            }
+        }
+        Some(Kdf::Argon2id {
+            salt: salt?,
+            m: m?,
+            t: t?,
+            p: p?,
+        })
+    }
+}
+
+/// 32 hex digits as a 16-byte salt.
+pub fn parse_salt(hex: &str) -> Option<[u8; 16]> {
+    let hex = hex.trim();
+    if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
 
 /// Computes keys and hashdiffs, plain or keyed.
 #[derive(Clone)]
 pub struct RecipeHasher {
     key: Option<[u8; 32]>,
+    /// How the key was derived, when there is one.
+    kdf: Option<Kdf>,
 }
 
 impl RecipeHasher {
     /// Plain BLAKE3.
     pub fn plain() -> Self {
-        RecipeHasher { key: None }
+        RecipeHasher {
+            key: None,
+            kdf: None,
+        }
     }
 
-    /// Keyed BLAKE3, the key derived from a secret.
+    /// Keyed BLAKE3, the key derived from a secret with `blake3 derive_key` (fast: for
+    /// vaults from before the slow derivation, and tests).
     pub fn keyed(secret: &str) -> Self {
         RecipeHasher {
             key: Some(blake3::derive_key(KEY_CONTEXT, secret.as_bytes())),
+            kdf: Some(Kdf::Blake3),
         }
+    }
+
+    /// Keyed BLAKE3, the key derived from a secret as `kdf` says.
+    pub fn keyed_with(secret: &str, kdf: &Kdf) -> Result<Self, String> {
+        match kdf {
+            Kdf::Blake3 => Ok(Self::keyed(secret)),
+            Kdf::Argon2id { salt, m, t, p } => {
+                let params = argon2::Params::new(*m, *t, *p, Some(32))
+                    .map_err(|e| format!("the key derivation's parameters: {e}"))?;
+                let argon = argon2::Argon2::new(
+                    argon2::Algorithm::Argon2id,
+                    argon2::Version::V0x13,
+                    params,
+                );
+                let mut key = [0u8; 32];
+                argon
+                    .hash_password_into(secret.as_bytes(), salt, &mut key)
+                    .map_err(|e| format!("cannot derive the vault key: {e}"))?;
+                Ok(RecipeHasher {
+                    key: Some(key),
+                    kdf: Some(kdf.clone()),
+                })
+            }
+        }
+    }
+
+    /// How the key was derived (`None` when plain).
+    pub fn kdf(&self) -> Option<&Kdf> {
+        self.kdf.as_ref()
     }
 
     /// Whether a key is used.
@@ -165,6 +284,38 @@ pub fn encode(values: &[Option<&str>]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_derivations_are_recorded_and_read_back() {
+        let kdf = Kdf::argon2id([7u8; 16]);
+        let text = kdf.describe();
+        assert_eq!(
+            text,
+            "argon2id m=65536 t=3 p=1 salt=07070707070707070707070707070707"
+        );
+        assert_eq!(Kdf::parse(&text), Some(kdf));
+        assert_eq!(Kdf::parse("blake3-derive-key"), Some(Kdf::Blake3));
+        assert_eq!(Kdf::parse("argon2id m=1 t=1"), None);
+    }
+
+    #[test]
+    fn the_slow_key_depends_on_the_salt_and_differs_from_the_fast_one() {
+        let cheap = |salt| Kdf::Argon2id {
+            salt,
+            m: 64,
+            t: 1,
+            p: 1,
+        };
+        let a = RecipeHasher::keyed_with("secret", &cheap([1; 16])).expect("a");
+        let b = RecipeHasher::keyed_with("secret", &cheap([2; 16])).expect("b");
+        let a2 = RecipeHasher::keyed_with("secret", &cheap([1; 16])).expect("a2");
+        let fast = RecipeHasher::keyed("secret");
+        assert_eq!(a.key_check(), a2.key_check());
+        assert_ne!(a.key_check(), b.key_check());
+        assert_ne!(a.key_check(), fast.key_check());
+        assert_eq!(fast.kdf(), Some(&Kdf::Blake3));
+    }
+
     use crate::canonical::{canonical_decimal, canonical_timestamp};
     use proptest::prelude::*;
     use serde_json::Value;

@@ -222,3 +222,47 @@ fn an_empty_vault_file_becomes_a_vault() {
         .expect("version");
     assert!(version.starts_with("v1.5.0"), "{version}");
 }
+
+/// Issue 12: a vault key is derived with Argon2id and the lake's salt, recorded in the
+/// vault; the lake alone rebuilds the same keys; `secret generate --print` makes keys.
+#[test]
+fn a_vault_key_is_derived_slowly_with_the_lakes_salt_and_rebuilds_the_same_keys() {
+    let p = Project::tx();
+    p.file("in/bank/a.csv", ROW);
+    p.file("ingestor.toml", "[hash]\nkey_secret = \"vault_key\"\n");
+    let key = p
+        .run(&["secret", "generate", "vault_key", "--print"])
+        .code(0);
+    let key = key.stdout.trim().to_string();
+    assert!(
+        key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{key}"
+    );
+    let env = [("INGESTOR_SECRET_VAULT_KEY", key.as_str())];
+    p.run_env(&["sync"], &env).code(0);
+    let kdf = p.texts("SELECT value FROM meta.vault WHERE key = 'hash_kdf'");
+    let salt = std::fs::read_to_string(p.path("lake/vault-key-salt")).expect("salt");
+    assert_eq!(
+        kdf,
+        [format!("argon2id m=65536 t=3 p=1 salt={}", salt.trim())]
+    );
+    let keys = p.texts("SELECT hk::VARCHAR FROM vault.hub_tx ORDER BY 1");
+    std::fs::remove_file(p.path("ingestor.duckdb")).expect("remove vault");
+    p.run_env(&["rebuild"], &env).code(0);
+    assert_eq!(
+        p.texts("SELECT hk::VARCHAR FROM vault.hub_tx ORDER BY 1"),
+        keys
+    );
+    // The same secret with another lake's salt is another key: refused, not mixed.
+    p.file("lake/vault-key-salt", "00000000000000000000000000000000\n");
+    std::fs::remove_file(p.path("ingestor.duckdb")).expect("remove vault");
+    p.run_env(&["sync"], &env).code(0);
+    assert_ne!(
+        p.texts("SELECT hk::VARCHAR FROM vault.hub_tx ORDER BY 1"),
+        keys
+    );
+    assert!(!p
+        .run(&["sql", "SELECT * FROM meta.vault"])
+        .stdout
+        .contains(&key));
+}

@@ -99,6 +99,16 @@ fn a_token_set_in_the_keyring_is_the_one_a_sync_sends() {
         [Some(format!("Bearer {token}"))]
     );
 
+    // A generated key goes into the keyring once; a second would orphan a keyed vault.
+    let key_name = format!("{name}_key");
+    run(&p, &["secret", "generate", &key_name], "", &[]).code(0);
+    let shown = run(&p, &["secret", "get", &key_name, "--show"], "", &[]).code(0);
+    assert_eq!(shown.stdout.trim().len(), 64);
+    run(&p, &["secret", "generate", &key_name], "", &[])
+        .code(2)
+        .stderr_has(&["already in the OS keyring"]);
+    run(&p, &["secret", "rm", &key_name], "", &[]).code(0);
+
     run(&p, &["secret", "rm", &name], "", &[]).code(0);
     run(&p, &["secret", "rm", &name], "", &[])
         .code(5)
@@ -136,6 +146,9 @@ fn without_a_keyring_the_error_names_the_variable_to_use() {
     )
     .code(0);
     assert_eq!(out.stdout, "from-env\n");
+    run(&p, &["secret", "generate", "vault_key"], "", &no_bus)
+        .code(5)
+        .stderr_has(&["INGESTOR_SECRET_VAULT_KEY"]);
     run(&p, &["secret", "set", "bank-token"], "v", &no_bus)
         .code(2)
         .stderr_has(&["letters, digits and `_`"]);
