@@ -43,6 +43,26 @@ impl Project {
         relative(&self.defs.dir, path)
     }
 
+    /// An input unit may have at most `[limits] max_columns` columns.
+    pub fn check_width(&self, name: &str, columns: usize) -> Result<(), crate::error::ReadError> {
+        let limit = self
+            .defs
+            .project
+            .limits
+            .max_columns
+            .unwrap_or(crate::defs::project::DEFAULT_MAX_COLUMNS);
+        if columns > limit {
+            return Err(crate::error::ReadError::Invalid {
+                path: name.to_string(),
+                message: format!(
+                    "it has {columns} columns, more than the limit of {limit} (`max_columns` \
+                     under [limits] in ingestor.toml raises it)"
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// The hasher the recipe asks for: keyed when `[hash] key_secret` names a secret.
     pub fn hasher(&self) -> anyhow::Result<RecipeHasher> {
         Ok(match &self.defs.project.hash.key_secret {

@@ -80,6 +80,7 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> anyhow::Result<i32> {
                 .open(&ctx)
                 .map_err(anyhow::Error::new)
                 .and_then(|r| {
+                    project.check_width(&name, r.columns().len())?;
                     if r.no_records() {
                         return Ok(());
                     }

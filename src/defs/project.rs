@@ -29,6 +29,24 @@ pub struct ProjectConfig {
     /// Settings passed to DuckDB.
     #[serde(default)]
     pub duckdb: DuckdbConfig,
+    /// Limits on what an input may be.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+}
+
+/// The default of `[limits] max_columns`: a spreadsheet's own limit (XFD is column
+/// 16,384), so any workbook passes and only a runaway header is refused.
+pub const DEFAULT_MAX_COLUMNS: usize = 16_384;
+
+/// `[limits]` in `ingestor.toml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// The most columns an input unit may have (`DEFAULT_MAX_COLUMNS` when unset): each
+    /// is a column of the satellite, and a header of a million names (a file that is not
+    /// what it seems) would make a table no one can use.
+    #[serde(default)]
+    pub max_columns: Option<usize>,
 }
 
 /// `[duckdb]` in `ingestor.toml`.
@@ -73,6 +91,7 @@ impl Default for ProjectConfig {
             sources: default_sources(),
             hash: HashConfig::default(),
             duckdb: DuckdbConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 }

@@ -97,6 +97,9 @@ pub fn load_unit(
     let mut reader = timings
         .time("read", || source.reader.open(&open))
         .map_err(|e| (e.into(), 0))?;
+    project
+        .check_width(&input.name, reader.columns().len())
+        .map_err(|e| (e.into(), 0))?;
     if reader.no_records() {
         let end_state = reader.end_state();
         let counts =

@@ -546,6 +546,7 @@ impl<'a> Pipeline<'a> {
             lake: Some(&self.project.lake),
         };
         let reader = source.reader.open(&ctx)?;
+        self.project.check_width(name, reader.columns().len())?;
         // Without records there are no columns to check, and nothing to load.
         if !reader.no_records() {
             Contract::new(&self.project.defs, source, &reader.schema(), name)?;

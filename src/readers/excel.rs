@@ -77,6 +77,10 @@ pub struct ExcelConfig {
     /// whole in memory.
     #[serde(default)]
     pub max_cells: Option<u64>,
+    /// The largest shared-string table a workbook may have, unpacked (`128MB` by
+    /// default): calamine holds it whole, and a small zip can unpack to gigabytes.
+    #[serde(default)]
+    pub max_shared_strings: Option<String>,
     /// Whether the table has a header row (default true).
     #[serde(default)]
     pub header: Option<bool>,
@@ -167,6 +171,14 @@ impl ExcelConfig {
         )?;
         super::csv::check_year(self.date_format.as_deref(), self.year)?;
         RowRules::of(self)?;
+        if let Some(text) = &self.max_shared_strings {
+            if crate::defs::parse_bytes(text).is_none() {
+                return Err((
+                    "max_shared_strings".into(),
+                    format!("`{text}` is not a size such as `512MB`"),
+                ));
+            }
+        }
         if self.columns.is_some() && self.header.unwrap_or(true) {
             return Err((
                 "columns".into(),
@@ -422,6 +434,89 @@ fn read_error(name: &str, message: String) -> ReadError {
 /// `XFD1048576`: 17 billion cells, half a terabyte).
 pub const MAX_CELLS: u64 = 20_000_000;
 
+/// The default of `max_shared_strings`: the unpacked size of a workbook's shared-string
+/// table. calamine reads it whole when the workbook is opened.
+pub const MAX_SHARED_STRINGS: u64 = 128 << 20;
+
+/// The unpacked size of each entry of a zip file, from its central directory (the sizes
+/// an entry may be read to), or `None` when the directory cannot be read.
+fn zip_entry_sizes(path: &Path) -> Option<Vec<(String, u64)>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = File::open(path).ok()?;
+    let len = f.metadata().ok()?.len();
+    let tail_len = len.min(65_557);
+    f.seek(SeekFrom::Start(len - tail_len)).ok()?;
+    let mut tail = vec![0u8; tail_len as usize];
+    f.read_exact(&mut tail).ok()?;
+    let eocd = tail
+        .windows(4)
+        .rposition(|w| w == [0x50, 0x4b, 0x05, 0x06])?;
+    let le16 = |b: &[u8], at: usize| -> Option<u64> {
+        Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?) as u64)
+    };
+    let le32 = |b: &[u8], at: usize| -> Option<u64> {
+        Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?) as u64)
+    };
+    let le64 = |b: &[u8], at: usize| -> Option<u64> {
+        Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
+    };
+    let size = le32(&tail, eocd + 12)?;
+    let offset = le32(&tail, eocd + 16)?;
+    if size > 64 << 20 || offset.checked_add(size)? > len {
+        return None;
+    }
+    f.seek(SeekFrom::Start(offset)).ok()?;
+    let mut dir = vec![0u8; size as usize];
+    f.read_exact(&mut dir).ok()?;
+    let mut out = Vec::new();
+    let mut at = 0usize;
+    while dir.get(at..at + 4) == Some(&[0x50, 0x4b, 0x01, 0x02]) {
+        let mut unpacked = le32(&dir, at + 24)?;
+        let name_len = le16(&dir, at + 28)? as usize;
+        let extra_len = le16(&dir, at + 30)? as usize;
+        let comment_len = le16(&dir, at + 32)? as usize;
+        let name = String::from_utf8_lossy(dir.get(at + 46..at + 46 + name_len)?).into_owned();
+        if unpacked == 0xFFFF_FFFF {
+            // Zip64: the real size is in the extra field 0x0001.
+            let extra = dir.get(at + 46 + name_len..at + 46 + name_len + extra_len)?;
+            let mut e = 0;
+            while e + 4 <= extra.len() {
+                let (id, n) = (le16(extra, e)?, le16(extra, e + 2)? as usize);
+                if id == 1 {
+                    unpacked = le64(extra, e + 4)?;
+                    break;
+                }
+                e += 4 + n;
+            }
+        }
+        out.push((name, unpacked));
+        at += 46 + name_len + extra_len + comment_len;
+    }
+    Some(out)
+}
+
+/// Refuse a zipped workbook whose shared-string table unpacks to more than `limit`.
+fn check_shared_strings(path: &Path, name: &str, limit: u64) -> Result<(), ReadError> {
+    let Some(entries) = zip_entry_sizes(path) else {
+        return Ok(());
+    };
+    for (entry, size) in entries {
+        let lower = entry.to_ascii_lowercase();
+        if (lower.ends_with("sharedstrings.xml") || lower.ends_with("sharedstrings.bin"))
+            && size > limit
+        {
+            return Err(read_error(
+                name,
+                format!(
+                    "its shared-string table (`{entry}`) unpacks to {size} bytes, more than \
+                     the limit of {limit} bytes (`max_shared_strings` under [reader] raises it)"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Every sheet of an xlsx workbook, each checked first for the area its cells span.
 fn all_xlsx<RS: std::io::Read + std::io::Seek>(
     mut wb: Xlsx<RS>,
@@ -541,6 +636,7 @@ fn sheets_of(
     path: &Path,
     name: &str,
     max_cells: u64,
+    max_shared_strings: u64,
 ) -> Result<Vec<(String, Range<Data>)>, ReadError> {
     if let Err(source) = File::open(path) {
         return Err(ReadError::Io {
@@ -548,6 +644,7 @@ fn sheets_of(
             source,
         });
     }
+    check_shared_strings(path, name, max_shared_strings)?;
     let ext = extension(name);
     let explain = |e: String| {
         let lower = e.to_lowercase();
@@ -614,7 +711,12 @@ fn sheets_of(
 impl ExcelReader {
     /// Open `path` (named `name` in messages) and read the selected sheets.
     pub fn open(config: &ExcelConfig, path: &Path, name: &str) -> Result<Self, ReadError> {
-        let workbook = sheets_of(path, name, config.max_cells.unwrap_or(MAX_CELLS))?;
+        let shared = config
+            .max_shared_strings
+            .as_deref()
+            .and_then(crate::defs::parse_bytes)
+            .unwrap_or(MAX_SHARED_STRINGS);
+        let workbook = sheets_of(path, name, config.max_cells.unwrap_or(MAX_CELLS), shared)?;
         let names: Vec<&str> = workbook.iter().map(|(n, _)| n.as_str()).collect();
         let missing = |want: String| {
             read_error(

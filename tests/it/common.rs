@@ -301,3 +301,68 @@ pub fn build_pdf(objects: &[Vec<u8>]) -> Vec<u8> {
     );
     out
 }
+
+/// A zip archive of `files` stored without compression: each local header and its bytes,
+/// the central directory, and the record that ends it.
+pub fn stored_zip(files: &[(&str, &str)]) -> Vec<u8> {
+    fn le16(out: &mut Vec<u8>, values: &[u16]) {
+        for v in values {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    fn le32(out: &mut Vec<u8>, values: &[u32]) {
+        for v in values {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    // 2026-01-01 in MS-DOS form (years since 1980, month, day); the time is 00:00.
+    const DOS_DATE: u16 = (46 << 9) | (1 << 5) | 1;
+    let (mut out, mut central) = (Vec::new(), Vec::new());
+    for (name, text) in files {
+        let size = u32::try_from(text.len()).expect("a small part");
+        let offset = u32::try_from(out.len()).expect("a small archive");
+        let name_len = u16::try_from(name.len()).expect("a short name");
+        // What the local header and the directory entry share: version 2.0, no flags,
+        // stored, time, date, CRC-32, both sizes, the name's length, no extra field.
+        let mut shared = Vec::new();
+        le16(&mut shared, &[20, 0, 0, 0, DOS_DATE]);
+        le32(&mut shared, &[crc32(text.as_bytes()), size, size]);
+        le16(&mut shared, &[name_len, 0]);
+        le32(&mut out, &[0x0403_4b50]);
+        out.extend_from_slice(&shared);
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(text.as_bytes());
+        // Made by version 2.0; then no comment, disk 0, no attributes, the header's offset.
+        le32(&mut central, &[0x0201_4b50]);
+        le16(&mut central, &[20]);
+        central.extend_from_slice(&shared);
+        le16(&mut central, &[0, 0, 0]);
+        le32(&mut central, &[0, offset]);
+        central.extend_from_slice(name.as_bytes());
+    }
+    let count = u16::try_from(files.len()).expect("few parts");
+    let size = u32::try_from(central.len()).expect("a small directory");
+    let offset = u32::try_from(out.len()).expect("a small archive");
+    out.extend_from_slice(&central);
+    le32(&mut out, &[0x0605_4b50]);
+    le16(&mut out, &[0, 0, count, count]);
+    le32(&mut out, &[size, offset]);
+    le16(&mut out, &[0]);
+    out
+}
+
+/// CRC-32 as zip has it (IEEE, reflected).
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}

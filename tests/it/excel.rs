@@ -317,3 +317,33 @@ fn sheets_without_a_header_and_rows_that_are_not_data() {
         .code(2)
         .stderr_has(&["columns", "header = false"]);
 }
+
+/// Issue 12: a shared-string table is read whole by calamine; one larger than the limit
+/// is refused before it is unpacked, naming the limit and how to raise it.
+#[test]
+fn a_shared_string_table_over_the_limit_is_refused_before_it_is_read() {
+    let p = project("max_shared_strings = \"1KB\"", "");
+    p.file("in/statement.xlsx", fixture("statement.xlsx"));
+    p.sync().code(3).stderr_has(&[
+        "source `stmt`",
+        "`in/statement.xlsx`",
+        "unpacks to 1380 bytes, more than the limit of 1000 bytes",
+        "`max_shared_strings` under [reader] raises it",
+    ]);
+    p.file(
+        "sources/stmt.toml",
+        std::fs::read_to_string(p.path("sources/stmt.toml"))
+            .expect("source")
+            .replace("\"1KB\"", "\"2KB\""),
+    );
+    p.sync().code(0);
+    p.file(
+        "sources/stmt.toml",
+        std::fs::read_to_string(p.path("sources/stmt.toml"))
+            .expect("source")
+            .replace("\"2KB\"", "\"lots\""),
+    );
+    p.run(&["check"])
+        .code(2)
+        .stderr_has(&["max_shared_strings"]);
+}

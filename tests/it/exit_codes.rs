@@ -266,3 +266,33 @@ fn a_vault_key_is_derived_slowly_with_the_lakes_salt_and_rebuilds_the_same_keys(
         .stdout
         .contains(&key));
 }
+
+/// Issue 12: a header far wider than any table (a file that is not what its name says,
+/// or a runaway export) is refused before anything is loaded, naming the limit.
+#[test]
+fn an_input_wider_than_the_column_limit_is_refused_by_name() {
+    let p = Project::tx();
+    p.file("in/bank/a.csv", ROW);
+    let mut wide = String::from("id,Date,Amount,Memo");
+    for i in 0..20_000 {
+        wide.push_str(&format!(",extra{i}"));
+    }
+    wide.push_str("\nT9,2026-01-09,1.00,x");
+    wide.push_str(&",".repeat(20_000));
+    wide.push('\n');
+    p.file("in/bank/b.csv", &wide);
+    p.sync().code(3).stderr_has(&[
+        "source `bank`",
+        "`in/bank/b.csv`",
+        "it has 20004 columns, more than the limit of 16384",
+        "`max_columns` under [limits]",
+    ]);
+    // The good file of the same source still loaded.
+    assert_eq!(p.int("SELECT count(*) FROM vault.hub_tx"), 1);
+    p.run(&["check"]).code(3).stdout_has(&["20004 columns"]);
+    p.file("ingestor.toml", "[limits]\nmax_columns = 3\n");
+    p.remove("in/bank/b.csv");
+    p.run(&["check"])
+        .code(3)
+        .stdout_has(&["it has 4 columns, more than the limit of 3"]);
+}
