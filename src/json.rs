@@ -827,4 +827,52 @@ mod tests {
         assert!(parse_pointer("data").is_err());
         assert_eq!(pointer_text(&parse_pointer("/a~1b").expect("p")), "/a~1b");
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1000))]
+
+            /// Any bytes as JSON, as records or lines: values or a located error.
+            #[test]
+            fn any_bytes_parse_or_fail_with_a_place(
+                bytes in proptest::collection::vec(
+                    prop_oneof![
+                        2 => any::<u8>(),
+                        6 => prop::sample::select(b"{}[]:,\"\\ 0123456789.eE+-truefalsnu\n".to_vec()),
+                    ],
+                    0..300,
+                ),
+            ) {
+                let mut p = Parser::new(bytes.as_slice());
+                let _ = p.records(&[], &mut [], &mut |v, _| {
+                    let mut out = Vec::new();
+                    let _ = flatten(v, &mut out);
+                    Ok(())
+                });
+                let mut p = Parser::new(bytes.as_slice());
+                let _ = p.lines(&mut |_, _| Ok(()));
+            }
+
+            /// What serde_json writes, we read back with the same numbers' text.
+            #[test]
+            fn serde_json_documents_read_back(n in any::<i64>(), f in -1e12f64..1e12, s in "\\PC{0,20}") {
+                let doc = serde_json::json!([{"n": n, "f": f, "s": s, "o": {"a": [1, null]}}]).to_string();
+                let mut p = Parser::new(doc.as_bytes());
+                let mut seen = Vec::new();
+                p.records(&[], &mut [], &mut |v, _| {
+                    let mut out = Vec::new();
+                    flatten(v, &mut out).map_err(|m| JsonError { line: 0, column: 0, message: m })?;
+                    seen.push(out);
+                    Ok(())
+                }).expect("valid JSON");
+                prop_assert_eq!(seen.len(), 1);
+                prop_assert_eq!(seen[0][0].1.clone(), Some(n.to_string()));
+                prop_assert_eq!(seen[0][2].1.clone(), Some(s.clone()));
+                prop_assert_eq!(seen[0][3].1.clone(), Some("[1,null]".to_string()));
+            }
+        }
+    }
 }

@@ -950,4 +950,72 @@ mod tests {
         // One column without a delimiter in its name is just one column.
         assert!(hint("Amount", &["Amount2".to_string()]).contains("closest column"));
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        fn formats() -> impl Strategy<Value = ValueFormat> {
+            (
+                prop_oneof![Just('.'), Just(',')],
+                prop_oneof![
+                    Just(None),
+                    Just(Some('.')),
+                    Just(Some(',')),
+                    Just(Some('\'')),
+                    Just(Some(' '))
+                ],
+                prop_oneof![
+                    Just(None),
+                    Just(Some("%d.%m.%Y".to_string())),
+                    Just(Some("%m/%d/%y".to_string())),
+                    Just(Some("%d %b".to_string()))
+                ],
+                prop_oneof![Just(None), Just(Some(2026))],
+            )
+                .prop_filter("separators differ", |(d, t, _, _)| Some(*d) != *t)
+                .prop_map(
+                    |(decimal_separator, thousands_separator, date_format, year)| ValueFormat {
+                        decimal_separator,
+                        thousands_separator,
+                        date_format,
+                        timestamp_format: None,
+                        year,
+                    },
+                )
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            /// Issue 12: the number and date parsers take any text: a value or a typed
+            /// refusal, never a panic.
+            #[test]
+            fn parsers_never_panic(s in "\\PC{0,40}", f in formats()) {
+                let _ = plain_number(&s, &f);
+                let _ = parse_integer(&s, &f);
+                let _ = parse_float(&s, &f);
+                let _ = parse_decimal(&s, 18, 2, &f);
+                let _ = parse_decimal(&s, 38, 10, &f);
+                let _ = parse_bool(&s);
+                let _ = parse_date(&s, &f);
+                let _ = parse_timestamp(&s, &f);
+            }
+
+            /// Numbers as people print them come back as the number.
+            #[test]
+            fn printed_numbers_read_back(cents in -10_000_000_000i64..10_000_000_000i64) {
+                let f = ValueFormat { decimal_separator: ',', thousands_separator: Some('.'), ..ValueFormat::default() };
+                let abs = cents.unsigned_abs();
+                let mut int = (abs / 100).to_string();
+                let mut grouped = String::new();
+                while int.len() > 3 {
+                    let tail = int.split_off(int.len() - 3);
+                    grouped = format!(".{tail}{grouped}");
+                }
+                let text = format!("{int}{grouped},{:02}{}", abs % 100, if cents < 0 { "-" } else { "" });
+                prop_assert_eq!(parse_decimal(&text, 18, 2, &f), Ok(cents as i128));
+            }
+        }
+    }
 }

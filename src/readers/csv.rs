@@ -1215,4 +1215,41 @@ mod tests {
         let (cols, _, _) = read_all(&config("x"), b"a,,a\n1,2,3\n").expect("read");
         assert_eq!(cols, ["a", "column_2", "a_2"]);
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(400))]
+
+            /// Issue 12: any bytes through the CSV reader (sniffing, header detection,
+            /// decoding, every batch): rows or a typed error, never a panic.
+            #[test]
+            fn any_bytes_read_or_fail_with_a_typed_error(
+                bytes in proptest::collection::vec(
+                    prop_oneof![
+                        4 => any::<u8>(),
+                        4 => prop::sample::select(b"abc123,;\t\"\r\n .-".to_vec()),
+                    ],
+                    0..600,
+                ),
+                header in any::<bool>(),
+                skip in 0usize..3,
+            ) {
+                let dir = tempfile::tempdir().expect("dir");
+                let path = dir.path().join("x.csv");
+                std::fs::write(&path, &bytes).expect("write");
+                let config = CsvConfig {
+                    path: "x.csv".into(),
+                    header: Some(header),
+                    skip_rows: skip,
+                    ..CsvConfig::default()
+                };
+                if let Ok(mut reader) = CsvReader::open(&config, &path, "x.csv") {
+                    while let Ok(Some(_)) = reader.next_batch() {}
+                }
+            }
+        }
+    }
 }
