@@ -25,5 +25,9 @@ demo:
 bench *ARGS="--rows 1000000":
     cargo bench --bench sync -- {{ARGS}}
 
+# The kill harness at 24 points over a sync (CI runs 6).
+kill-test:
+    INGESTOR_KILL_POINTS=24 cargo test --release --test it -- kill:: --nocapture
+
 # What CI runs: lints, then tests.
 ci: lint test

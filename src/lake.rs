@@ -587,6 +587,12 @@ impl Lake {
             "cannot create a file in `{}`",
             dir.display()
         )))?;
+        // Held until the file is renamed into place: the next sync removes a temporary
+        // file whose writer was killed, and only such a one.
+        tmp.as_file().lock().map_err(lake_err(format!(
+            "cannot lock a file in `{}`",
+            dir.display()
+        )))?;
         write(tmp.as_file_mut()).map_err(lake_err(format!("cannot write `{}`", dest.display())))?;
         tmp.as_file()
             .sync_all()
@@ -780,20 +786,17 @@ impl Lake {
         Ok(out)
     }
 
-    /// Remove temporary files a killed copy left in the lake (`.tmp…`, an hour old or
-    /// more: a younger one may be another vault's copy in flight). Best effort.
+    /// Remove temporary files a killed copy left in the lake (`.tmp…` whose writer's lock
+    /// is gone; one still locked is another process's copy in flight). Best effort.
     pub fn remove_stale_temp_files(&self) {
-        let stale = |p: &Path| {
-            let old = std::fs::metadata(p)
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.elapsed().ok())
-                .is_some_and(|age| age.as_secs() >= 3600);
+        // A writer holds an exclusive lock on its temporary file until it is renamed
+        // into place (`persist`); a file whose lock can be taken has no writer left.
+        let orphaned = |p: &Path| {
             let temp = p
                 .file_name()
                 .and_then(|n| n.to_str())
                 .is_some_and(|n| n.starts_with(".tmp"));
-            temp && old
+            temp && File::open(p).is_ok_and(|f| f.try_lock().is_ok())
         };
         let Ok(dirs) = fs::read_dir(&self.root) else {
             return;
@@ -803,7 +806,7 @@ impl Lake {
                 continue;
             };
             for f in files.flatten() {
-                if stale(&f.path()) {
+                if orphaned(&f.path()) {
                     let _ = fs::remove_file(f.path());
                 }
             }

@@ -13,6 +13,7 @@ mod exit_codes;
 mod http;
 mod json;
 mod keyring;
+mod kill;
 mod pdf;
 mod rebuild;
 mod sync;

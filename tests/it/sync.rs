@@ -798,13 +798,17 @@ fn the_next_sync_ends_a_dead_run_and_removes_what_it_left() {
     let hash = blake3::hash(BANK_V1.as_bytes()).to_hex().to_string();
     let temp = p.path(&format!("lake/{}/.tmpAbC123", &hash[..2]));
     std::fs::write(&temp, b"half a copy").expect("temp");
-    let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
-    std::fs::File::options()
+    // Another process's copy in flight holds its temporary file locked: it stays.
+    let in_flight = p.path(&format!("lake/{}/.tmpLive99", &hash[..2]));
+    std::fs::write(&in_flight, b"being written").expect("temp");
+    let writer = std::fs::File::options()
         .write(true)
-        .open(&temp)
-        .and_then(|f| f.set_modified(an_hour_ago))
-        .expect("age the temp file");
+        .open(&in_flight)
+        .expect("open");
+    writer.lock().expect("lock");
     p.sync().code(0);
+    assert!(in_flight.exists(), "a locked temporary file was removed");
+    drop(writer);
     assert_eq!(
         p.texts("SELECT status FROM meta.runs ORDER BY run_id"),
         ["ok", "interrupted", "ok"]
