@@ -162,6 +162,22 @@ impl Project {
         }
     }
 
+    /// Start `ingestor sync` here, output discarded, and kill it with SIGKILL after
+    /// `delay`; its exit status (0 when it ended before the kill).
+    pub fn kill_sync_after(&self, delay: std::time::Duration) -> std::process::ExitStatus {
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ingestor"))
+            .arg("-C")
+            .arg(self.dir.path())
+            .arg("sync")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn");
+        std::thread::sleep(delay);
+        let _ = child.kill(); // SIGKILL: no cleanup runs
+        child.wait().expect("wait")
+    }
+
     pub fn sync(&self) -> Out {
         self.run(&["sync"])
     }

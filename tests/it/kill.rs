@@ -130,17 +130,7 @@ fn a_sync_killed_anywhere_ends_in_the_vault_of_an_uninterrupted_run() {
         // Spread over the run; the first point lands before anything could commit.
         let at = duration.mul_f64((f64::from(i) + 0.5) / f64::from(points));
         let p = setup();
-        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ingestor"))
-            .arg("-C")
-            .arg(p.dir.path())
-            .arg("sync")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("spawn");
-        std::thread::sleep(at);
-        let _ = child.kill(); // SIGKILL: no cleanup runs
-        let status = child.wait().expect("wait");
+        let status = p.kill_sync_after(at);
         // The phase the kill hit: how many of the six units had committed.
         let committed = committed_units(&p);
         hits.push(format!(

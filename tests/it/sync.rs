@@ -478,17 +478,7 @@ fn a_killed_sync_leaves_no_trace_and_the_next_one_finishes_the_work() {
     let want = fingerprint(&reference);
     for delay_ms in [150, 400, 900] {
         let p = setup();
-        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ingestor"))
-            .arg("-C")
-            .arg(p.dir.path())
-            .arg("sync")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("spawn");
-        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
-        let _ = child.kill(); // SIGKILL: no cleanup runs
-        let _ = child.wait();
+        p.kill_sync_after(std::time::Duration::from_millis(delay_ms));
         p.sync().code(0);
         assert_eq!(fingerprint(&p), want, "after a kill at {delay_ms} ms");
         // The killed run is not left `running`, and DuckDB's spill folder is gone.
