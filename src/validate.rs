@@ -412,6 +412,10 @@ fn grouped_in_threes(int_part: &str, is_mark: impl Fn(char) -> bool) -> bool {
 /// debit negative). Inside: the format's separators, apostrophes as thousands separators
 /// (`11'373.94`), spaces. `None` when anything else is left.
 pub fn plain_number(s: &str, format: &ValueFormat) -> Option<String> {
+    // Two signs side by side (`+-1`, `--1`) say nothing a number can mean.
+    if ["+-", "-+", "--", "++"].iter().any(|pair| s.contains(pair)) {
+        return None;
+    }
     // Most values are plain (`-1234.50`): no symbols to look for, no characters to collect.
     let bytes = s.as_bytes();
     let plain = bytes.last().is_some_and(u8::is_ascii_digit)

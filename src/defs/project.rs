@@ -101,10 +101,24 @@ impl ProjectConfig {
     pub fn load(dir: &Path) -> Result<Self, DefError> {
         let path = dir.join("ingestor.toml");
         match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text).map_err(|e| DefError::Parse {
-                path,
-                message: e.to_string(),
-            }),
+            Ok(text) => {
+                let config: ProjectConfig = toml::from_str(&text).map_err(|e| DefError::Parse {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?;
+                // Checked before any vault is opened or made.
+                if let Some(limit) = &config.duckdb.memory_limit {
+                    if super::parse_bytes(limit).is_none() {
+                        return Err(DefError::Parse {
+                            path,
+                            message: format!(
+                                "`[duckdb] memory_limit = {limit:?}` is not a size such as `512MB` or `2GiB`"
+                            ),
+                        });
+                    }
+                }
+                Ok(config)
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
             Err(source) => Err(DefError::Io { path, source }),
         }

@@ -591,6 +591,15 @@ impl CsvReader {
         if header.is_empty() || (header.len() == 1 && header[0].is_empty()) {
             return Err(invalid("has no header row".into()));
         }
+        // Decoded text holds no NUL either: UTF-16 (by its BOM) that decodes to NULs is
+        // binary data behind two bytes that look like a BOM.
+        if header.iter().any(|field| field.contains(&0)) {
+            return Err(invalid(
+                "is not text: its first line decodes to NUL characters, as binary files do \
+                 (is it compressed, or another format named like a CSV file?)"
+                    .into(),
+            ));
+        }
         let mut columns: Vec<String> = Vec::with_capacity(header.len());
         let mut names = UniqueNames::default();
         for (i, raw) in header.iter().enumerate() {

@@ -168,9 +168,10 @@ fn duckdb_memory_limit_is_passed_to_duckdb() {
     );
     p.file("ingestor.toml", "[duckdb]\nmemory_limit = \"lots\"\n");
     // Issue 12: a setting DuckDB refuses is a definition error (exit 2), not a vault one.
-    p.sync()
-        .code(2)
-        .stderr_has(&["`[duckdb] memory_limit = \"lots\"` in ingestor.toml"]);
+    p.sync().code(2).stderr_has(&[
+        "ingestor.toml",
+        "`[duckdb] memory_limit = \"lots\"` is not a size",
+    ]);
     p.file("ingestor.toml", "[duckdb]\nmemory_limit = \"64MB\"\n");
     p.sync().code(0);
     assert_eq!(p.int("SELECT count(*) FROM main.bank"), 1);

@@ -10,6 +10,7 @@ mod definitions;
 mod examples;
 mod excel;
 mod exit_codes;
+mod hostile;
 mod http;
 mod json;
 mod keyring;
