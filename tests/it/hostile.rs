@@ -441,8 +441,8 @@ fn pdf_cases() -> Vec<Case> {
     out
 }
 
-/// A project with the good source (one row) and the case's bad source.
-fn project(c: &Case) -> Project {
+/// A project with tag `tx` and the good source (one row).
+fn with_good_source() -> Project {
     let p = Project::new();
     p.file("tags/tx.toml", TX_TAG);
     p.file("sources/good.toml", GOOD);
@@ -450,6 +450,12 @@ fn project(c: &Case) -> Project {
         "in/good/g.csv",
         "id,Date,Amount,Memo\nG1,2026-01-01,5.00,good\n",
     );
+    p
+}
+
+/// A project with the good source and the case's bad source.
+fn project(c: &Case) -> Project {
+    let p = with_good_source();
     p.file(
         "sources/bad.toml",
         format!(
@@ -583,13 +589,7 @@ fn hostile_inputs_fail_by_name_and_leave_the_good_source_loaded() {
     assert!(total >= 100, "the corpus has {total} cases");
     let mut failures: Vec<String> = cases.iter().filter_map(run).collect();
     for (name, file, text, says) in &defs {
-        let p = Project::new();
-        p.file("tags/tx.toml", TX_TAG);
-        p.file("sources/good.toml", GOOD);
-        p.file(
-            "in/good/g.csv",
-            "id,Date,Amount,Memo\nG1,2026-01-01,5.00,good\n",
-        );
+        let p = with_good_source();
         p.file(file, text);
         let out = p.sync();
         if out.code != 2 || !out.stderr.contains(says.as_str()) || out.stderr.contains("panicked") {
@@ -603,13 +603,7 @@ fn hostile_inputs_fail_by_name_and_leave_the_good_source_loaded() {
         }
     }
     for (name, bytes) in &vaults {
-        let p = Project::new();
-        p.file("tags/tx.toml", TX_TAG);
-        p.file("sources/good.toml", GOOD);
-        p.file(
-            "in/good/g.csv",
-            "id,Date,Amount,Memo\nG1,2026-01-01,5.00,good\n",
-        );
+        let p = with_good_source();
         p.file("ingestor.duckdb", bytes);
         for args in [&["sync"][..], &["status"][..], &["sql", "SELECT 1"][..]] {
             let out = p.run(args);
