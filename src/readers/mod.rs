@@ -224,15 +224,7 @@ thread_local! {
 /// Run reader code so that a panic in it (calamine on a hostile workbook, say) becomes a
 /// `ReadError` of the unit `name` (exit 3) instead of ending the process.
 pub fn guarded<T>(name: &str, f: impl FnOnce() -> Result<T, ReadError>) -> Result<T, ReadError> {
-    let was = GUARDED.with(|g| g.replace(true));
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-    GUARDED.with(|g| g.set(was));
-    result.unwrap_or_else(|payload| {
-        let what = payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "no message".into());
+    catch_panic(f).unwrap_or_else(|what| {
         Err(ReadError::Invalid {
             path: name.to_string(),
             message: format!(
@@ -240,6 +232,21 @@ pub fn guarded<T>(name: &str, f: impl FnOnce() -> Result<T, ReadError>) -> Resul
                  reader does not handle; please report it"
             ),
         })
+    })
+}
+
+/// Run `f`, turning a panic in it into `Err` with the panic's message (and keeping the
+/// panic hook quiet about it, as `guarded` does).
+pub fn catch_panic<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    let was = GUARDED.with(|g| g.replace(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    GUARDED.with(|g| g.set(was));
+    result.map_err(|payload| {
+        payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".into())
     })
 }
 

@@ -177,6 +177,50 @@ impl VTab for FeedTable {
     type InitData = ();
 
     fn bind(bind: &BindInfo) -> Result<Self::BindData, Box<dyn std::error::Error>> {
+        caught("binding the feed", || Self::bind_inner(bind))
+    }
+
+    fn init(init: &InitInfo) -> Result<Self::InitData, Box<dyn std::error::Error>> {
+        caught("starting the feed", || {
+            // Every DuckDB thread may pull: slicing is under the feed's lock, converting
+            // into DuckDB's vectors is not.
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+            init.set_max_threads(threads as u64);
+            Ok(())
+        })
+    }
+
+    fn func(
+        func: &TableFunctionInfo<Self>,
+        output: &mut DataChunkHandle,
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        caught("reading the input", || {
+            match func.get_bind_data().next_slice()? {
+                Some(slice) => record_batch_to_duckdb_data_chunk(&slice, output)?,
+                None => output.set_len(0),
+            }
+            Ok(())
+        })
+    }
+
+    fn parameters() -> Option<Vec<LogicalTypeHandle>> {
+        Some(vec![LogicalTypeHandle::from(LogicalTypeId::Bigint)])
+    }
+}
+
+/// Run a callback DuckDB makes into Rust so that a panic in it becomes DuckDB's error
+/// (the statement fails, the unit rolls back) instead of unwinding into C++, which
+/// aborts the process. A C++ exception thrown under it cannot be caught here; the limits
+/// on values and columns keep DuckDB from throwing on inputs.
+fn caught<T>(
+    what: &str,
+    f: impl FnOnce() -> Result<T, Box<dyn std::error::Error>>,
+) -> Result<T, Box<dyn std::error::Error>> {
+    crate::readers::catch_panic(f).unwrap_or_else(|why| Err(format!("{what} failed: {why}").into()))
+}
+
+impl FeedTable {
+    fn bind_inner(bind: &BindInfo) -> Result<Arc<Feed>, Box<dyn std::error::Error>> {
         let token = bind.get_parameter(0).to_int64() as u64;
         let feed = lock(&FEEDS)
             .get(&token)
@@ -186,29 +230,6 @@ impl VTab for FeedTable {
             bind.add_result_column(field.name(), to_duckdb_logical_type_for_field(field)?);
         }
         Ok(feed)
-    }
-
-    fn init(init: &InitInfo) -> Result<Self::InitData, Box<dyn std::error::Error>> {
-        // Every DuckDB thread may pull: slicing is under the feed's lock, converting
-        // into DuckDB's vectors is not.
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        init.set_max_threads(threads as u64);
-        Ok(())
-    }
-
-    fn func(
-        func: &TableFunctionInfo<Self>,
-        output: &mut DataChunkHandle,
-    ) -> Result<(), Box<dyn std::error::Error>> {
-        match func.get_bind_data().next_slice()? {
-            Some(slice) => record_batch_to_duckdb_data_chunk(&slice, output)?,
-            None => output.set_len(0),
-        }
-        Ok(())
-    }
-
-    fn parameters() -> Option<Vec<LogicalTypeHandle>> {
-        Some(vec![LogicalTypeHandle::from(LogicalTypeId::Bigint)])
     }
 }
 
@@ -249,6 +270,27 @@ mod tests {
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .expect("stats")
+    }
+
+    /// Issue 12: a panic in the batches DuckDB pulls fails the statement; the process
+    /// lives on.
+    #[test]
+    fn a_panic_behind_the_feed_is_an_error_of_the_statement() {
+        let conn = conn();
+        let (schema, _) = numbers(&[1]);
+        let feed = Feed::register(schema, Box::new(|| panic!("a reader bug")));
+        let err = conn
+            .execute_batch(&format!("INSERT INTO t SELECT * FROM {}", feed.sql()))
+            .expect_err("the statement fails");
+        assert!(
+            err.to_string()
+                .contains("reading the input failed: a reader bug"),
+            "{err}"
+        );
+        let rows: i64 = conn
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(rows, 0);
     }
 
     #[test]
