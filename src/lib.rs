@@ -11,6 +11,7 @@ pub mod commands;
 pub mod db;
 pub mod defs;
 pub mod error;
+pub mod interrupt;
 pub mod json;
 pub mod lake;
 pub mod pdf;

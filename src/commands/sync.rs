@@ -23,6 +23,8 @@ struct RunReport {
 
 /// Run `sync`.
 pub fn run(cli: &Cli, args: &SyncArgs) -> anyhow::Result<i32> {
+    // Only a sync catches signals: other commands end at once, as they always did.
+    crate::interrupt::install();
     let plan = SyncPlan::new(cli, &args.sources, args.force, args.dry_run)?;
     let mut timings = Timings::default();
     let started = std::time::Instant::now();
@@ -61,15 +63,43 @@ pub fn run(cli: &Cli, args: &SyncArgs) -> anyhow::Result<i32> {
         run_id.unwrap_or(0),
         &progress,
     );
+    // A signal interrupts the statement in flight (its unit rolls back) and no further
+    // unit starts; the run is then marked `interrupted`.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = conn.as_ref().map(|c| {
+        let handle = c.interrupt_handle();
+        let done = done.clone();
+        std::thread::spawn(move || {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                if crate::interrupt::requested() {
+                    handle.interrupt();
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        })
+    });
     let mut reports = Vec::new();
     for id in &plan.sources {
+        if crate::interrupt::requested() {
+            break;
+        }
         let report = pipeline.sync_source(&plan.project.defs.sources[id], plan.force);
         progress.suspend(|| print_errors(&report));
         reports.push(report);
     }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(w) = watcher {
+        let _ = w.join();
+    }
     progress.finish_and_clear();
     timings.merge(&pipeline.timings);
-    let code = reports.iter().map(|r| r.exit_code).max().unwrap_or(EXIT_OK);
+    let interrupted = crate::interrupt::requested();
+    let code = if interrupted {
+        crate::interrupt::EXIT_INTERRUPTED
+    } else {
+        reports.iter().map(|r| r.exit_code).max().unwrap_or(EXIT_OK)
+    };
     if let (Some(c), Some(run)) = (&conn, run_id) {
         let tally = pipeline::tally(&reports);
         meta::finish_run(c, run, code, tally)?;
@@ -83,6 +113,12 @@ pub fn run(cli: &Cli, args: &SyncArgs) -> anyhow::Result<i32> {
             eprintln!("time {line}");
         }
         eprintln!("time total: {:.3}s", started.elapsed().as_secs_f64());
+    }
+    if interrupted {
+        eprintln!(
+            "interrupted: the units committed before the signal are in the vault; the next \
+             sync goes on from there"
+        );
     }
     if json {
         let doc = RunReport {

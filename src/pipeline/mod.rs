@@ -590,6 +590,10 @@ impl<'a> Pipeline<'a> {
         let mut bytes_ahead: u64 = units.iter().map(|u| u.size).sum();
         let mut cache: Option<(String, Latest)> = None;
         for unit in units {
+            // Ctrl-C or SIGTERM: no further unit starts.
+            if crate::interrupt::requested() {
+                break;
+            }
             let choice = WayChoice {
                 allow_direct: true,
                 cached: cache.as_ref().map(|(sat, _)| sat.clone()),

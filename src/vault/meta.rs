@@ -653,7 +653,11 @@ pub fn finish_run(
     exit_code: i32,
     tally: RunTally,
 ) -> Result<(), VaultError> {
-    let status = if exit_code == 0 { "ok" } else { "failed" };
+    let status = match exit_code {
+        0 => "ok",
+        crate::interrupt::EXIT_INTERRUPTED => "interrupted",
+        _ => "failed",
+    };
     conn.execute(
         "UPDATE meta.runs SET finished_at = now(), status = ?, exit_code = ?, units_loaded = ?, \
          units_skipped = ?, units_failed = ? WHERE run_id = ?",

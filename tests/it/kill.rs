@@ -177,3 +177,59 @@ fn a_sync_killed_anywhere_ends_in_the_vault_of_an_uninterrupted_run() {
         hits.join("; ")
     );
 }
+
+/// Issue 12: SIGTERM (or Ctrl-C) ends a sync at once and cleanly: exit 130, the run
+/// marked `interrupted` by the process itself, nothing partial; the next sync finishes
+/// the work.
+#[test]
+fn a_signal_marks_the_run_interrupted_and_the_next_sync_finishes() {
+    let reference = setup();
+    let start = Instant::now();
+    reference.sync().code(0);
+    let duration = start.elapsed();
+    let want = fingerprint(&reference);
+    let p = setup();
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ingestor"))
+        .arg("-C")
+        .arg(p.dir.path())
+        .arg("sync")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // Once the vault exists and before the run could end.
+    let waited = Instant::now();
+    while !p.path("ingestor.duckdb").exists() && waited.elapsed() < duration {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    std::thread::sleep(duration / 4);
+    // SAFETY: kill(2) on our own child's pid.
+    #[allow(unsafe_code)]
+    let sent = unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(sent, 0);
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.code() == Some(0) {
+        // The run ended before the signal came: nothing to see on this machine.
+        return;
+    }
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    let config = duckdb::Config::default()
+        .access_mode(duckdb::AccessMode::ReadOnly)
+        .expect("config");
+    let conn =
+        duckdb::Connection::open_with_flags(p.path("ingestor.duckdb"), config).expect("open");
+    let status: String = conn
+        .query_row(
+            "SELECT status FROM meta.runs ORDER BY run_id DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .expect("run");
+    drop(conn);
+    assert_eq!(status, "interrupted");
+    p.sync().code(0);
+    assert_eq!(fingerprint(&p), want);
+    assert!(temp_files(&p).is_empty());
+}
