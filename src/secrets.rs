@@ -71,11 +71,12 @@ impl SecretStore for EnvStore {
     }
 }
 
-/// The environment's value; an empty variable is no value (`X= ingestor sync` unsets).
+/// The environment's value; an empty (or blank) variable is no value (`X= ingestor sync`
+/// unsets): an empty secret is a missing one.
 fn from_env(name: &str) -> Option<Secret> {
     std::env::var(env_var(name))
         .ok()
-        .filter(|v| !v.is_empty())
+        .filter(|v| !v.trim().is_empty())
         .map(Secret)
 }
 
@@ -137,6 +138,7 @@ impl Keyring {
     /// The value stored for `name`, `None` when the keyring has none.
     pub fn get(name: &str) -> Result<Option<Secret>, String> {
         match Self::entry(name)?.get_password() {
+            Ok(v) if v.trim().is_empty() => Ok(None),
             Ok(v) => Ok(Some(Secret(v))),
             Err(keyring::Error::NoEntry) => Ok(None),
             Err(e) => Err(describe(&e)),

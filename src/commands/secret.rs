@@ -49,7 +49,7 @@ fn set(name: &str) -> anyhow::Result<i32> {
         let trimmed = text.strip_suffix('\n').unwrap_or(&text);
         trimmed.strip_suffix('\r').unwrap_or(trimmed).to_string()
     };
-    if value.is_empty() {
+    if value.trim().is_empty() {
         return Err(UsageError(format!(
             "secret `{name}`: the value is empty; nothing stored"
         ))

@@ -201,9 +201,10 @@ fn an_empty_vault_key_is_refused() {
         "in/bank/a.csv",
         "id,Date,Amount,Memo\nT1,2026-01-01,1.00,x\n",
     );
+    // An empty secret is a missing one (exit 5).
     p.run_env(&["sync"], &[("INGESTOR_SECRET_VAULT_KEY", "  ")])
-        .code(2)
-        .stderr_has(&["vault_key", "is empty"]);
+        .code(5)
+        .stderr_has(&["vault_key", "INGESTOR_SECRET_VAULT_KEY"]);
     assert!(!p.path("ingestor.duckdb").exists());
 }
 
