@@ -43,6 +43,26 @@ impl Project {
         relative(&self.defs.dir, path)
     }
 
+    /// The largest value `source` may load, in bytes: CSV's own `max_value_bytes`, else
+    /// `[limits] max_value_bytes`, else a fifth of DuckDB's memory limit (at most 16 MiB).
+    pub fn max_value_bytes(&self, source: &crate::defs::Source) -> usize {
+        if let crate::readers::ReaderConfig::Csv(csv) = &source.reader {
+            if let Some(limit) = csv.max_value_bytes {
+                return limit;
+            }
+        }
+        let project = &self.defs.project;
+        project.limits.max_value_bytes.unwrap_or_else(|| {
+            let memory = project
+                .duckdb
+                .memory_limit
+                .as_deref()
+                .unwrap_or(crate::defs::project::DEFAULT_MEMORY_LIMIT);
+            let fifth = crate::defs::parse_bytes(memory).map_or(u64::MAX, |m| m / 5);
+            (crate::readers::csv::MAX_VALUE_BYTES as u64).min(fifth) as usize
+        })
+    }
+
     /// An input unit may have at most `[limits] max_columns` columns.
     pub fn check_width(&self, name: &str, columns: usize) -> Result<(), crate::error::ReadError> {
         let limit = self

@@ -47,6 +47,11 @@ pub struct LimitsConfig {
     /// what it seems) would make a table no one can use.
     #[serde(default)]
     pub max_columns: Option<usize>,
+    /// The largest value an input may hold, in bytes, for every reader but CSV (which
+    /// has its own `max_value_bytes`): by default a fifth of DuckDB's memory limit, at
+    /// most 16 MiB, which DuckDB holds without running out of memory.
+    #[serde(default)]
+    pub max_value_bytes: Option<usize>,
 }
 
 /// `[duckdb]` in `ingestor.toml`.

@@ -114,6 +114,7 @@ pub fn load_unit(
     let contract = Contract::new(&project.defs, source, &reader.schema(), &input.name)
         .map_err(|e| (e.into(), 0))?;
     let format = source.reader.value_format();
+    let max_value = project.max_value_bytes(source);
     let mut load = UnitLoad::begin(
         ctx.conn,
         &project.defs,
@@ -155,10 +156,13 @@ pub fn load_unit(
                     Ok(Some(batch)) => {
                         read += batch.rows.len() as u64;
                         progress.set_position(read);
-                        spent
-                            .time("cast", || contract.cast(&input.name, &batch, &format))
-                            .map(|typed| (typed, batch.rows))
-                            .map_err(anyhow::Error::from)
+                        match oversized(&batch, max_value, &input.name) {
+                            Some(e) => Err(e.into()),
+                            None => spent
+                                .time("cast", || contract.cast(&input.name, &batch, &format))
+                                .map(|typed| (typed, batch.rows))
+                                .map_err(anyhow::Error::from),
+                        }
                     }
                 };
                 let failed = typed.is_err();
@@ -262,4 +266,39 @@ pub fn load_unit(
         counts,
         end_state,
     })
+}
+
+/// A value larger than `limit` bytes in `batch`: the error naming its place, the limit and
+/// how to raise it. DuckDB needs several times a value's size to take it; past its memory
+/// limit it throws an exception Rust cannot catch, so such a value never reaches it.
+fn oversized(batch: &crate::readers::InputBatch, limit: usize, name: &str) -> Option<ReadError> {
+    use duckdb::arrow::array::{Array, BinaryArray, StringArray};
+    for (c, column) in batch.data.columns().iter().enumerate() {
+        let offsets: &[i32] = if let Some(a) = column.as_any().downcast_ref::<StringArray>() {
+            a.value_offsets()
+        } else if let Some(a) = column.as_any().downcast_ref::<BinaryArray>() {
+            a.value_offsets()
+        } else {
+            continue;
+        };
+        for (i, w) in offsets.windows(2).enumerate() {
+            let size = (w[1] - w[0]) as usize;
+            if size > limit {
+                let field = batch.data.schema().field(c).name().clone();
+                return Some(ReadError::Invalid {
+                    path: name.to_string(),
+                    message: format!(
+                        "{}: a value of {size} bytes in column `{}`, more than the limit of \
+                         {limit} bytes (`max_value_bytes` under [limits] in ingestor.toml \
+                         raises it; DuckDB's memory_limit must hold five times it)",
+                        batch
+                            .place
+                            .describe(batch.rows.get(i).copied().unwrap_or(0), c),
+                        crate::validate::shorten(&field)
+                    ),
+                });
+            }
+        }
+    }
+    None
 }

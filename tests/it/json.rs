@@ -102,3 +102,32 @@ fn records_that_are_not_objects_and_a_missing_pointer_are_named() {
         .code(2)
         .stderr_has(&["records", "JSON pointer"]);
 }
+
+/// Issue 12: a value larger than DuckDB can safely take is refused before it reaches
+/// DuckDB, for every reader: exit 3 naming the file, the record, the column and the limit.
+#[test]
+fn a_value_over_the_limit_is_refused_by_place() {
+    let p = project("path = \"in\"\nrecords = \"/data\"");
+    p.file("ingestor.toml", "[limits]\nmax_value_bytes = 1000\n");
+    let big = "x".repeat(2000);
+    p.file(
+        "in/a.json",
+        format!(
+            r#"{{"data": [{{"transactionId": "1", "bookingDate": "2026-03-01", "transactionAmount": {{"amount": "1.00"}}, "remittanceInformationUnstructured": "ok"}},
+                        {{"transactionId": "2", "bookingDate": "2026-03-02", "transactionAmount": {{"amount": "2.00"}}, "remittanceInformationUnstructured": "{big}"}}]}}"#
+        ),
+    );
+    p.sync().code(3).stderr_has(&[
+        "source `ob`",
+        "`in/a.json`",
+        "record 2: a value of 2000 bytes in column `remittanceInformationUnstructured`",
+        "more than the limit of 1000 bytes (`max_value_bytes` under [limits]",
+    ]);
+    assert_eq!(
+        p.int("SELECT count(*) FROM meta.loads WHERE status = 'loaded'"),
+        0
+    );
+    p.file("ingestor.toml", "[limits]\nmax_value_bytes = 4000\n");
+    p.sync().code(0);
+    assert_eq!(p.int("SELECT count(*) FROM main.tx"), 2);
+}
