@@ -81,6 +81,10 @@ pub struct ExcelConfig {
     /// default): calamine holds it whole, and a small zip can unpack to gigabytes.
     #[serde(default)]
     pub max_shared_strings: Option<String>,
+    /// Rows hidden in the workbook are not data (`"skip"`, the default), or are
+    /// (`"keep"`). Read from xlsx workbooks; other formats keep every row.
+    #[serde(default)]
+    pub hidden_rows: Option<String>,
     /// Whether the table has a header row (default true).
     #[serde(default)]
     pub header: Option<bool>,
@@ -171,6 +175,16 @@ impl ExcelConfig {
         )?;
         super::csv::check_year(self.date_format.as_deref(), self.year)?;
         RowRules::of(self)?;
+        if let Some(h) = self
+            .hidden_rows
+            .as_deref()
+            .filter(|h| !matches!(*h, "skip" | "keep"))
+        {
+            return Err((
+                "hidden_rows".into(),
+                format!("`{h}` is neither \"skip\" nor \"keep\""),
+            ));
+        }
         if let Some(text) = &self.max_shared_strings {
             if crate::defs::parse_bytes(text).is_none() {
                 return Err((
@@ -438,9 +452,62 @@ pub const MAX_CELLS: u64 = 20_000_000;
 /// table. calamine reads it whole when the workbook is opened.
 pub const MAX_SHARED_STRINGS: u64 = 128 << 20;
 
+/// One entry of a zip file's central directory.
+struct ZipEntry {
+    name: String,
+    /// The size it unpacks to.
+    unpacked: u64,
+    packed: u64,
+    /// 0 stored, 8 deflated.
+    method: u16,
+    /// Where its local header starts.
+    offset: u64,
+}
+
 /// The unpacked size of each entry of a zip file, from its central directory (the sizes
 /// an entry may be read to), or `None` when the directory cannot be read.
 fn zip_entry_sizes(path: &Path) -> Option<Vec<(String, u64)>> {
+    Some(
+        zip_entries(path)?
+            .into_iter()
+            .map(|e| (e.name, e.unpacked))
+            .collect(),
+    )
+}
+
+/// The bytes of entry `name` of a zip file, unpacked; `None` when it is not there, is
+/// packed in a way other than stored or deflated, or unpacks to more than `limit`.
+fn zip_read(path: &Path, entries: &[ZipEntry], name: &str, limit: u64) -> Option<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let e = entries.iter().find(|e| e.name == name)?;
+    if e.unpacked > limit {
+        return None;
+    }
+    let mut f = File::open(path).ok()?;
+    f.seek(SeekFrom::Start(e.offset)).ok()?;
+    let mut head = [0u8; 30];
+    f.read_exact(&mut head).ok()?;
+    if head[..4] != [0x50, 0x4b, 0x03, 0x04] {
+        return None;
+    }
+    let skip = u16::from_le_bytes([head[26], head[27]]) as i64
+        + u16::from_le_bytes([head[28], head[29]]) as i64;
+    f.seek(SeekFrom::Current(skip)).ok()?;
+    let packed = f.take(e.packed);
+    let mut out = Vec::new();
+    match e.method {
+        0 => packed.take(limit + 1).read_to_end(&mut out).ok()?,
+        8 => flate2::read::DeflateDecoder::new(packed)
+            .take(limit + 1)
+            .read_to_end(&mut out)
+            .ok()?,
+        _ => return None,
+    };
+    (out.len() as u64 <= limit).then_some(out)
+}
+
+/// The central directory of a zip file.
+fn zip_entries(path: &Path) -> Option<Vec<ZipEntry>> {
     use std::io::{Read, Seek, SeekFrom};
     let mut f = File::open(path).ok()?;
     let len = f.metadata().ok()?.len();
@@ -471,28 +538,129 @@ fn zip_entry_sizes(path: &Path) -> Option<Vec<(String, u64)>> {
     let mut out = Vec::new();
     let mut at = 0usize;
     while dir.get(at..at + 4) == Some(&[0x50, 0x4b, 0x01, 0x02]) {
+        let method = le16(&dir, at + 10)? as u16;
+        let mut packed = le32(&dir, at + 20)?;
         let mut unpacked = le32(&dir, at + 24)?;
+        let mut offset = le32(&dir, at + 42)?;
         let name_len = le16(&dir, at + 28)? as usize;
         let extra_len = le16(&dir, at + 30)? as usize;
         let comment_len = le16(&dir, at + 32)? as usize;
         let name = String::from_utf8_lossy(dir.get(at + 46..at + 46 + name_len)?).into_owned();
-        if unpacked == 0xFFFF_FFFF {
-            // Zip64: the real size is in the extra field 0x0001.
+        if unpacked == 0xFFFF_FFFF || packed == 0xFFFF_FFFF || offset == 0xFFFF_FFFF {
+            // Zip64: the values that overflowed are in the extra field 0x0001, in order.
             let extra = dir.get(at + 46 + name_len..at + 46 + name_len + extra_len)?;
             let mut e = 0;
             while e + 4 <= extra.len() {
                 let (id, n) = (le16(extra, e)?, le16(extra, e + 2)? as usize);
                 if id == 1 {
-                    unpacked = le64(extra, e + 4)?;
+                    let mut v = e + 4;
+                    for slot in [&mut unpacked, &mut packed, &mut offset] {
+                        if *slot == 0xFFFF_FFFF {
+                            *slot = le64(extra, v)?;
+                            v += 8;
+                        }
+                    }
                     break;
                 }
                 e += 4 + n;
             }
         }
-        out.push((name, unpacked));
+        out.push(ZipEntry {
+            name,
+            unpacked,
+            packed,
+            method,
+            offset,
+        });
         at += 46 + name_len + extra_len + comment_len;
     }
     Some(out)
+}
+
+/// The rows (0-based) hidden in each sheet of an xlsx workbook, by sheet name: rows whose
+/// `<row>` says `hidden="1"`. Empty when the workbook cannot be read so (calamine then
+/// says what is wrong with it).
+fn hidden_rows_xlsx(
+    path: &Path,
+) -> std::collections::HashMap<String, std::collections::HashSet<u32>> {
+    let mut out = std::collections::HashMap::new();
+    let Some(entries) = zip_entries(path) else {
+        return out;
+    };
+    const XML_LIMIT: u64 = 512 << 20;
+    let text = |name: &str| {
+        zip_read(path, &entries, name, XML_LIMIT).map(|b| String::from_utf8_lossy(&b).into_owned())
+    };
+    let (Some(workbook), Some(rels)) =
+        (text("xl/workbook.xml"), text("xl/_rels/workbook.xml.rels"))
+    else {
+        return out;
+    };
+    let attr = |tag: &str, key: &str| -> Option<String> {
+        let re = regex::Regex::new(&format!(r#"(?:^|\s){key}\s*=\s*"([^"]*)""#)).ok()?;
+        re.captures(tag).map(|c| xml_unescape(&c[1]))
+    };
+    let tags = |xml: &str, element: &str| -> Vec<String> {
+        let re =
+            regex::Regex::new(&format!(r"<(?:\w+:)?{element}\b[^>]*>")).expect("a valid pattern");
+        re.find_iter(xml).map(|m| m.as_str().to_string()).collect()
+    };
+    let targets: std::collections::HashMap<String, String> = tags(&rels, "Relationship")
+        .iter()
+        .filter_map(|t| Some((attr(t, "Id")?, attr(t, "Target")?)))
+        .collect();
+    for sheet in tags(&workbook, "sheet") {
+        let (Some(name), Some(id)) = (attr(&sheet, "name"), attr(&sheet, "r:id")) else {
+            continue;
+        };
+        let Some(target) = targets.get(&id) else {
+            continue;
+        };
+        let part = match target.strip_prefix('/') {
+            Some(absolute) => absolute.to_string(),
+            None => format!("xl/{target}"),
+        };
+        let Some(xml) = text(&part) else {
+            continue;
+        };
+        let hidden: std::collections::HashSet<u32> = tags(&xml, "row")
+            .iter()
+            .filter(|t| matches!(attr(t, "hidden").as_deref(), Some("1" | "true")))
+            .filter_map(|t| attr(t, "r")?.parse::<u32>().ok()?.checked_sub(1))
+            .collect();
+        if !hidden.is_empty() {
+            out.insert(name, hidden);
+        }
+    }
+    out
+}
+
+/// The five XML entities, and numeric character references, resolved.
+fn xml_unescape(text: &str) -> String {
+    if !text.contains('&') {
+        return text.to_string();
+    }
+    let re = regex::Regex::new(r"&(#x[0-9a-fA-F]+|#[0-9]+|amp|lt|gt|quot|apos);")
+        .expect("a valid pattern");
+    re.replace_all(text, |c: &regex::Captures| {
+        let e = &c[1];
+        match e {
+            "amp" => "&".into(),
+            "lt" => "<".into(),
+            "gt" => ">".into(),
+            "quot" => "\"".into(),
+            "apos" => "'".into(),
+            _ => {
+                let n = e
+                    .strip_prefix("#x")
+                    .map_or_else(|| e[1..].parse().ok(), |h| u32::from_str_radix(h, 16).ok());
+                n.and_then(char::from_u32)
+                    .map(String::from)
+                    .unwrap_or_default()
+            }
+        }
+    })
+    .into_owned()
 }
 
 /// Refuse a zipped workbook whose shared-string table unpacks to more than `limit`.
@@ -759,10 +927,25 @@ impl ExcelReader {
             .transpose()
             .map_err(|m| read_error(name, m))?;
         let rules = RowRules::of(config).map_err(|(_, m)| read_error(name, m))?;
+        let hidden = if config.hidden_rows.as_deref() == Some("keep") {
+            Default::default()
+        } else {
+            hidden_rows_xlsx(path)
+        };
+        let none = std::collections::HashSet::new();
         let mut tables = Vec::new();
         for i in selected {
             let (sheet, range) = &workbook[i];
-            tables.push(table(name, sheet, range, config.header_row, block, &rules)?);
+            let hidden = hidden.get(sheet).unwrap_or(&none);
+            tables.push(table(
+                name,
+                sheet,
+                range,
+                config.header_row,
+                block,
+                &rules,
+                hidden,
+            )?);
         }
         let first = &tables[0];
         for t in &tables[1..] {
@@ -931,6 +1114,7 @@ fn table(
     header_row: Option<u32>,
     block: Option<(Pos, Pos)>,
     rules: &RowRules,
+    hidden: &std::collections::HashSet<u32>,
 ) -> Result<Table, ReadError> {
     let empty = || read_error(name, format!("sheet `{sheet}` is empty"));
     let (start, end) = match (range.start(), range.end()) {
@@ -973,6 +1157,7 @@ fn table(
             r
         }
         None => (lo.0..=last_row)
+            .filter(|r| !hidden.contains(r))
             .find(|&r| {
                 let cells: Vec<&Data> = (lo.1..=last_col).map(|c| cell(r, c)).collect();
                 looks_like_header(&cells, width)
@@ -1024,6 +1209,10 @@ fn table(
     let mut rows = Vec::new();
     let first_data = if rules.header { header + 1 } else { header };
     for r in first_data..=last_row {
+        // A hidden row (a filtered-out booking, a helper row) is not data.
+        if hidden.contains(&r) {
+            continue;
+        }
         if positions.iter().all(|&c| is_empty(cell(r, c))) {
             if matches!(rules.end, End::Blank) && !rows.is_empty() {
                 break;
