@@ -13,7 +13,7 @@
 //! for a reader is said at its entry). Every case but `normal` is synced after a good file
 //! of the same source was loaded: a unit that fails must leave the vault as it was.
 
-use crate::common::{simple_pdf, stored_zip, Out, Project, TX_TAG};
+use crate::common::{simple_pdf, Out, Project, TX_TAG};
 
 /// What a user should get from one case.
 #[derive(Debug, Clone, Copy)]
@@ -298,52 +298,11 @@ fn xlsx_truncated() -> Vec<u8> {
 /// A workbook whose one sheet holds the header Date, Amount, Description and no rows:
 /// the parts of an xlsx package, zipped here, since no fixture has a table without rows.
 fn xlsx_header_only() -> Vec<u8> {
-    let cell =
-        |at: &str, text: &str| format!("<c r=\"{at}\" t=\"inlineStr\"><is><t>{text}</t></is></c>");
-    let sheet = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
-         <worksheet xmlns=\"http://schemas.openxmlformats.org/spreadsheetml/2006/main\">\
-         <dimension ref=\"A1:C1\"/><sheetData><row r=\"1\">{}{}{}</row></sheetData></worksheet>",
-        cell("A1", "Date"),
-        cell("B1", "Amount"),
-        cell("C1", "Description")
-    );
-    let rels = "http://schemas.openxmlformats.org/officeDocument/2006/relationships";
-    let types = "application/vnd.openxmlformats-officedocument.spreadsheetml";
-    let content_types = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
-         <Types xmlns=\"http://schemas.openxmlformats.org/package/2006/content-types\">\
-         <Default Extension=\"rels\" ContentType=\"application/vnd.openxmlformats-package.relationships+xml\"/>\
-         <Default Extension=\"xml\" ContentType=\"application/xml\"/>\
-         <Override PartName=\"/xl/workbook.xml\" ContentType=\"{types}.sheet.main+xml\"/>\
-         <Override PartName=\"/xl/worksheets/sheet1.xml\" ContentType=\"{types}.worksheet+xml\"/>\
-         </Types>"
-    );
-    fn relationships(type_and_target: &str) -> String {
-        format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
-             <Relationships xmlns=\"http://schemas.openxmlformats.org/package/2006/relationships\">\
-             <Relationship Id=\"rId1\" {type_and_target}/></Relationships>"
-        )
-    }
-    let package = relationships(&format!(
-        "Type=\"{rels}/officeDocument\" Target=\"xl/workbook.xml\""
-    ));
-    let workbook_rels = relationships(&format!(
-        "Type=\"{rels}/worksheet\" Target=\"worksheets/sheet1.xml\""
-    ));
-    let workbook = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
-         <workbook xmlns=\"http://schemas.openxmlformats.org/spreadsheetml/2006/main\" xmlns:r=\"{rels}\">\
-         <sheets><sheet name=\"January\" sheetId=\"1\" r:id=\"rId1\"/></sheets></workbook>"
-    );
-    stored_zip(&[
-        ("[Content_Types].xml", content_types.as_str()),
-        ("_rels/.rels", package.as_str()),
-        ("xl/workbook.xml", workbook.as_str()),
-        ("xl/_rels/workbook.xml.rels", workbook_rels.as_str()),
-        ("xl/worksheets/sheet1.xml", sheet.as_str()),
-    ])
+    crate::common::xlsx_with_rows(&[(
+        1,
+        false,
+        &[("A", "Date"), ("B", "Amount"), ("C", "Description")],
+    )])
 }
 
 /// A project with tag `tx` and source `src` reading `in/` with this reader.
