@@ -590,7 +590,7 @@ impl Font {
             {
                 for (i, v) in w.iter().enumerate() {
                     if let Some(v) = doc.dereference(v).ok().and_then(|(_, o)| number(o)) {
-                        widths.insert(first + i as u32, v);
+                        widths.insert(first.saturating_add(i as u32), v);
                     }
                 }
             }
@@ -924,7 +924,10 @@ fn parse_to_unicode(bytes: &[u8]) -> HashMap<(u32, u8), String> {
                 k += 1;
                 while let (Some(Tok::Hex(lo)), Some(Tok::Hex(hi))) = (toks.get(k), toks.get(k + 1))
                 {
-                    let (lo_code, hi_code) = (code_of(lo), code_of(hi).min(code_of(lo) + 65_535));
+                    let (lo_code, hi_code) = (
+                        code_of(lo),
+                        code_of(hi).min(code_of(lo).saturating_add(65_535)),
+                    );
                     let len = lo.len() as u8;
                     match toks.get(k + 2) {
                         Some(Tok::Hex(dst)) => {
@@ -977,7 +980,7 @@ fn cid_widths(doc: &Document, w: &[Object], out: &mut HashMap<u32, f64>) {
             Some(Ok(Object::Array(list))) => {
                 for (k, v) in list.iter().enumerate() {
                     if let Some(v) = number(v) {
-                        out.insert(first + k as u32, v);
+                        out.insert(first.saturating_add(k as u32), v);
                     }
                 }
                 i += 2;
@@ -986,7 +989,7 @@ fn cid_widths(doc: &Document, w: &[Object], out: &mut HashMap<u32, f64>) {
                 let (Some(last), Some(v)) = (number(last), w.get(i + 2).and_then(number)) else {
                     return;
                 };
-                for c in first..=(last as u32).min(first + 65_535) {
+                for c in first..=(last as u32).min(first.saturating_add(65_535)) {
                     out.insert(c, v);
                 }
                 i += 3;

@@ -578,7 +578,7 @@ impl ApiConfig {
                             .find(|(k, _)| k == param)
                             .and_then(|(_, v)| v.parse::<i64>().ok())
                             .unwrap_or(1)
-                            + 1;
+                            .saturating_add(1);
                         set_param(&mut page_params, param, next.to_string());
                         Some(with_params(
                             &self.url,
@@ -595,7 +595,7 @@ impl ApiConfig {
                             .find(|(k, _)| k == param)
                             .and_then(|(_, v)| v.parse::<u64>().ok())
                             .unwrap_or(0)
-                            + limit;
+                            .saturating_add(*limit);
                         set_param(&mut page_params, param, next.to_string());
                         Some(with_params(
                             &self.url,
