@@ -304,7 +304,10 @@ impl Lake {
         // Another process may have made one meanwhile: the first one stays.
         match tmp.persist_noclobber(&path) {
             Ok(_) => Ok(salt),
-            Err(_) => self.key_salt(),
+            Err(_) if path.is_file() => self.key_salt(),
+            Err(e) => Err(io(format!("lake: cannot write `{}`", path.display()))(
+                e.error,
+            )),
         }
     }
 
@@ -402,7 +405,19 @@ impl Lake {
 
     /// Remove objects (`lake gc`): each file, then one manifest line for each, fsynced.
     pub fn remove_objects(&self, hashes: &[String]) -> Result<(), VaultError> {
-        let mut lines = Vec::new();
+        // The lines first, durably: a file that cannot be removed (or a crash midway)
+        // leaves an object the manifest no longer lists, which verify reports as
+        // unlisted and checks, never a listed object gone missing.
+        let lines: Vec<Entry> = hashes
+            .iter()
+            .map(|hash| {
+                Entry::Removed(RemovedEntry {
+                    hash: hash.clone(),
+                    removed_at: Utc::now(),
+                })
+            })
+            .collect();
+        self.append(&lines)?;
         for hash in hashes {
             let path = self.path_of(hash);
             match fs::remove_file(&path) {
@@ -415,12 +430,8 @@ impl Lake {
                     })
                 }
             }
-            lines.push(Entry::Removed(RemovedEntry {
-                hash: hash.clone(),
-                removed_at: Utc::now(),
-            }));
         }
-        self.append(&lines)
+        Ok(())
     }
 
     /// Append entries to the manifest: one write, then fsync.

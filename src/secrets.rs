@@ -71,6 +71,11 @@ impl SecretStore for EnvStore {
     }
 }
 
+/// Whether the environment sets secret `name` (a blank variable does not).
+pub fn in_env(name: &str) -> bool {
+    from_env(name).is_some()
+}
+
 /// The environment's value; an empty (or blank) variable is no value (`X= ingestor sync`
 /// unsets): an empty secret is a missing one.
 fn from_env(name: &str) -> Option<Secret> {

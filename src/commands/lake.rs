@@ -31,14 +31,35 @@ fn referenced(
     let units: Vec<String> = keep.iter().cloned().collect();
     for hash in units {
         let path = lake.path_of(&hash);
-        // A unit document is small JSON; input files are not read whole.
-        if std::fs::metadata(&path).is_ok_and(|m| m.len() < (16 << 20)) {
-            if let Ok(bytes) = std::fs::read(&path) {
-                if let Some(pages) = crate::readers::api::unit_objects(&bytes) {
-                    keep.extend(pages);
+        // A unit document is told by its first bytes; input files are not read whole.
+        // One that cannot be read stops the collection: its pages must not go.
+        let mut head = [0u8; 64];
+        let n = match std::fs::File::open(&path) {
+            Ok(mut f) => std::io::Read::read(&mut f, &mut head).unwrap_or(0),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(source) => {
+                return Err(VaultError::Io {
+                    context: format!("lake: cannot read `{}`", path.display()),
+                    source,
                 }
+                .into())
             }
+        };
+        if !head[..n].windows(17).any(|w| w == b"ingestor_api_unit") {
+            continue;
         }
+        let bytes = std::fs::read(&path).map_err(|source| VaultError::Io {
+            context: format!("lake: cannot read `{}`", path.display()),
+            source,
+        })?;
+        let pages = crate::readers::api::unit_objects(&bytes).ok_or_else(|| {
+            VaultError::Refused(format!(
+                "lake: `{}` looks like an API sync's page list but cannot be read as one; \
+                 nothing was removed",
+                path.display()
+            ))
+        })?;
+        keep.extend(pages);
     }
     Ok(keep)
 }

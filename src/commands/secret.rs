@@ -141,7 +141,7 @@ fn list(cli: &Cli) -> anyhow::Result<i32> {
     }
     let mut missing = false;
     for (name, users) in &names {
-        let origin = if std::env::var_os(secrets::env_var(name)).is_some() {
+        let origin = if secrets::in_env(name) {
             "environment"
         } else if stored.as_ref().is_ok_and(|s| s.contains(name)) {
             "keyring"

@@ -137,9 +137,20 @@ pub fn pages(doc: &Document) -> Result<Vec<Page>, PdfError> {
             doc,
             fonts: &mut fonts,
             glyphs: Vec::new(),
+            budget: MAX_OPERATIONS,
+            forms: Vec::new(),
         };
-        let ctm = page_matrix(doc, page, id);
-        run.content(&content, resources, ctm, 0)
+        let state = State {
+            ctm: page_matrix(doc, page, id),
+            font: None,
+            size: 0.0,
+            char_spacing: 0.0,
+            word_spacing: 0.0,
+            scale: 1.0,
+            leading: 0.0,
+            rise: 0.0,
+        };
+        run.content(&content, resources, state, 0)
             .map_err(|e| PdfError::Damaged(format!("page {number}: {e}")))?;
         let glyphs = run.glyphs;
         out.push(Page {
@@ -267,28 +278,32 @@ struct Run<'d, 'f> {
     doc: &'d Document,
     fonts: &'f mut FontCache,
     glyphs: Vec<Glyph>,
+    /// Operations this page may still run.
+    budget: usize,
+    /// The forms being drawn, innermost last.
+    forms: Vec<usize>,
 }
+
+/// The most drawing operations one page may run, forms included.
+const MAX_OPERATIONS: usize = 5_000_000;
 
 impl<'d> Run<'d, '_> {
     fn content(
         &mut self,
         bytes: &[u8],
         resources: Option<&'d Dictionary>,
-        ctm: Matrix,
+        state: State,
         depth: usize,
     ) -> Result<(), String> {
         let content =
             Content::decode(bytes).map_err(|e| format!("its content stream: {}", damage(&e)))?;
-        let mut state = State {
-            ctm,
-            font: None,
-            size: 0.0,
-            char_spacing: 0.0,
-            word_spacing: 0.0,
-            scale: 1.0,
-            leading: 0.0,
-            rise: 0.0,
-        };
+        // Every operation of every form counts: a form drawn a thousand times by a form
+        // drawn a thousand times is refused, not run for ever.
+        self.budget = self
+            .budget
+            .checked_sub(content.operations.len())
+            .ok_or_else(|| format!("more than {MAX_OPERATIONS} drawing operations on one page"))?;
+        let mut state = state;
         let mut stack: Vec<State> = Vec::new();
         let mut tm = Matrix::IDENTITY;
         let mut tlm = Matrix::IDENTITY;
@@ -413,10 +428,23 @@ impl<'d> Run<'d, '_> {
             .and_then(|m| Matrix::from_operands(m))
             .unwrap_or(Matrix::IDENTITY);
         let own = dict_in(doc, &stream.dict, b"Resources").or(resources);
+        // A form that draws itself (directly or through others) is drawn once.
+        let key = stream as *const lopdf::Stream as usize;
+        if self.forms.contains(&key) {
+            return Ok(());
+        }
         let bytes = stream
             .decompressed_content_with_limit(MAX_STREAM_BYTES)
             .unwrap_or_else(|_| stream.content.clone());
-        self.content(&bytes, own, matrix.then(&state.ctm), depth + 1)
+        // Painted with the graphics state at `Do`, text state included.
+        let inner = State {
+            ctm: matrix.then(&state.ctm),
+            ..state.clone()
+        };
+        self.forms.push(key);
+        let drawn = self.content(&bytes, own, inner, depth + 1);
+        self.forms.pop();
+        drawn
     }
 
     /// The font a resource name picks, loaded once.
@@ -908,8 +936,10 @@ fn parse_to_unicode(bytes: &[u8]) -> HashMap<(u32, u8), String> {
         String::from_utf16_lossy(&units)
     };
     let mut map = HashMap::new();
+    // A CMap maps at most every two-byte code and then some: more is an attack on memory.
+    const MAX_ENTRIES: usize = 1 << 18;
     let mut k = 0;
-    while k < toks.len() {
+    while k < toks.len() && map.len() < MAX_ENTRIES {
         match &toks[k] {
             Tok::Word(w) if w == "beginbfchar" => {
                 k += 1;
@@ -937,6 +967,9 @@ fn parse_to_unicode(bytes: &[u8]) -> HashMap<(u32, u8), String> {
                                 .map(|c| (c[0] as u16) << 8 | *c.get(1).unwrap_or(&0) as u16)
                                 .collect();
                             for code in lo_code..=hi_code {
+                                if map.len() >= MAX_ENTRIES {
+                                    break;
+                                }
                                 map.insert((code, len), String::from_utf16_lossy(&units));
                                 if let Some(last) = units.last_mut() {
                                     *last = last.wrapping_add(1);
@@ -951,7 +984,7 @@ fn parse_to_unicode(bytes: &[u8]) -> HashMap<(u32, u8), String> {
                                 if code <= hi_code {
                                     map.insert((code, len), text_of(dst));
                                 }
-                                code += 1;
+                                code = code.saturating_add(1);
                                 k += 1;
                             }
                             if toks.get(k) == Some(&Tok::Close) {

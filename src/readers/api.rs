@@ -164,7 +164,10 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
         "h" => n * 3600.0,
         _ => return None,
     };
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+    if !(secs.is_finite() && secs >= 0.0) {
+        return None;
+    }
+    Duration::try_from_secs_f64(secs).ok()
 }
 
 impl ReaderKind for ApiConfig {
@@ -499,6 +502,19 @@ impl ApiConfig {
         let mut pages = Vec::new();
         let mut first_shown = None;
         loop {
+            // The secret goes only where the source says: a next link to another host
+            // (or from https to http) is refused, not followed with the credentials.
+            if secret.is_some() && origin(&url) != origin(&self.url) {
+                return Err(invalid(
+                    &strip_userinfo(&url),
+                    format!(
+                        "the server sent a next page on another origin than `{}`; its \
+                         credentials are not sent there",
+                        origin(&self.shown_url())
+                    ),
+                )
+                .into());
+            }
             let req = self.request(url.clone(), secret.as_ref());
             first_shown.get_or_insert_with(|| req.shown.clone());
             let n = pages.len() + 1;
@@ -824,14 +840,14 @@ fn send(
         let jitter = 0.5 + (seed % 1000) as f64 / 2000.0;
         let backoff = Duration::from_secs_f64((0.5 * 2f64.powi(attempt as i32)).min(30.0) * jitter);
         let wait = retry_after.unwrap_or(backoff);
-        if attempt >= policy.retries || waited + wait > policy.max_wait {
+        if attempt >= policy.retries || waited.saturating_add(wait) > policy.max_wait {
             return Err(invalid(
                 &req.shown,
                 format!(
                     "gave up after {} attempt{}: {last}{}",
                     attempt + 1,
                     if attempt == 0 { "" } else { "s" },
-                    if waited + wait > policy.max_wait && attempt < policy.retries {
+                    if waited.saturating_add(wait) > policy.max_wait && attempt < policy.retries {
                         format!(
                             " (the next wait, {:.1} s, would pass max_retry_wait)",
                             wait.as_secs_f64()
@@ -843,7 +859,7 @@ fn send(
             ));
         }
         std::thread::sleep(wait);
-        waited += wait;
+        waited = waited.saturating_add(wait);
         attempt += 1;
     }
 }
@@ -882,7 +898,22 @@ fn retry_after(value: &str) -> Option<Duration> {
 
 /// The `rel="next"` URL of one `Link` header value.
 fn next_link(header: &str) -> Option<String> {
-    header.split(',').find_map(|part| {
+    // Links are separated by commas outside `<…>`: a URL may hold commas itself.
+    let mut parts = Vec::new();
+    let (mut depth, mut start) = (0i32, 0usize);
+    for (i, c) in header.char_indices() {
+        match c {
+            '<' => depth += 1,
+            '>' => depth -= 1,
+            ',' if depth <= 0 => {
+                parts.push(&header[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&header[start..]);
+    parts.into_iter().find_map(|part| {
         let (target, params) = part.split_once(';')?;
         let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
         params
@@ -985,6 +1016,18 @@ fn encode(text: &str) -> String {
     out
 }
 
+/// Scheme, host and port of a URL, lower case (`https://api.x:443`), without userinfo.
+fn origin(url: &str) -> String {
+    let url = strip_userinfo(url);
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_ascii_lowercase();
+    };
+    let end = url[scheme_end..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| scheme_end + i);
+    url[..end].to_ascii_lowercase()
+}
+
 /// A URL without `user:password@`.
 fn strip_userinfo(url: &str) -> String {
     let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
@@ -1031,6 +1074,15 @@ mod tests {
         let h = r#"<https://api.x/tx?page=2>; rel="next", <https://api.x/tx?page=9>; rel="last""#;
         assert_eq!(next_link(h).as_deref(), Some("https://api.x/tx?page=2"));
         assert_eq!(next_link(r#"<https://api.x/tx?page=1>; rel="prev""#), None);
+        assert_eq!(
+            next_link(r#"<https://api.x/tx?fields=a,b&page=2>; rel="next""#).as_deref(),
+            Some("https://api.x/tx?fields=a,b&page=2")
+        );
+        assert_eq!(
+            origin("https://u:p@API.x:8443/v1?a=1"),
+            "https://api.x:8443"
+        );
+        assert_ne!(origin("http://api.x/tx"), origin("https://api.x/tx"));
         let base = "https://api.x/v1/tx?page=1";
         assert_eq!(resolve(base, "/v1/tx?page=2"), "https://api.x/v1/tx?page=2");
         assert_eq!(resolve(base, "?page=2"), "https://api.x/v1/tx?page=2");
@@ -1083,6 +1135,7 @@ mod tests {
         assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
         assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
         assert_eq!(parse_duration("30"), None);
+        assert_eq!(parse_duration("99999999999999999999s"), None);
     }
 
     #[test]

@@ -191,6 +191,8 @@ pub struct RecordsReader {
     batches: Option<Receiver<Result<InputBatch, ReadError>>>,
     scan: Scan,
     total: u64,
+    /// Records given out so far.
+    delivered: u64,
     end_state: Option<String>,
 }
 
@@ -268,6 +270,7 @@ impl RecordsReader {
             place,
             batches: None,
             total: ordinal,
+            delivered: 0,
             scan,
             end_state: None,
         })
@@ -482,8 +485,25 @@ impl InputReader for RecordsReader {
             return Ok(None);
         }
         match self.start().recv() {
-            Ok(batch) => batch.map(Some),
-            Err(_) => Ok(None),
+            Ok(batch) => {
+                let batch = batch?;
+                self.delivered += batch.rows.len() as u64;
+                Ok(Some(batch))
+            }
+            // The thread is done: it must have given every record the first pass counted
+            // (a panic in it, or any early end, is an error, not a shorter unit).
+            Err(_) if self.delivered == self.total => Ok(None),
+            Err(_) => Err(ReadError::Invalid {
+                path: self
+                    .documents
+                    .first()
+                    .map(|d| d.name.clone())
+                    .unwrap_or_default(),
+                message: format!(
+                    "the reader stopped after {} of {} records; please report it",
+                    self.delivered, self.total
+                ),
+            }),
         }
     }
 

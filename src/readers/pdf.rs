@@ -267,11 +267,11 @@ fn check_balances(
     let mut previous = opening.as_ref().map(|(_, v)| *v);
     for (line, values) in rows {
         let a = number(*line, *amount, values)?;
-        sum += a;
+        sum = sum.saturating_add(a);
         if let Some(b) = balance {
             let now = number(*line, *b, values)?;
             if let Some(prev) = previous {
-                if prev + a != now {
+                if prev.saturating_add(a) != now {
                     return Err(fail(format!(
                         "{}: the balance {} is not the previous balance {} plus the amount {} \
                          (that is {}): a row is missing, or was read wrong",
@@ -279,7 +279,7 @@ fn check_balances(
                         shown(now),
                         shown(prev),
                         shown(a),
-                        shown(prev + a)
+                        shown(prev.saturating_add(a))
                     )));
                 }
             }
@@ -290,7 +290,7 @@ fn check_balances(
         let (text, close) = found(re, true).ok_or_else(|| {
             fail("no line matches `closing`: the closing balance is not found".into())
         })?;
-        if open + sum != close {
+        if open.saturating_add(sum) != close {
             return Err(fail(format!(
                 "`{}`: the closing balance {} is not the opening balance {} plus the {} \
                  amounts ({}): a row is missing, or was read wrong",
@@ -298,7 +298,7 @@ fn check_balances(
                 shown(close),
                 shown(*open),
                 rows.len(),
-                shown(open + sum)
+                shown(open.saturating_add(sum))
             )));
         }
     }

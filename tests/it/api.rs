@@ -850,3 +850,28 @@ fn lake_gc_keeps_the_pages_of_loaded_syncs_and_drops_those_of_failed_ones() {
     assert!(server.seen().is_empty());
     assert_eq!(p.int("SELECT count(*) FROM main.tx"), 5);
 }
+
+/// A next link to another origin is not followed with the credentials.
+#[test]
+fn credentials_never_follow_a_next_link_to_another_origin() {
+    let server = Server::start(|req, _| {
+        if req.header("authorization") != Some(&format!("Bearer {TOKEN}")) {
+            return Reply::status(401);
+        }
+        Reply::json(format!(
+            r#"{{"data": {}, "links": {{"next": "http://localhost:1/steal"}}}}"#,
+            array(&rows()[..1])
+        ))
+    });
+    let source = BANK_API.replace(
+        "paginate = { type = \"cursor\", param = \"cursor\", path = \"/meta/next_cursor\" }",
+        "paginate = { type = \"next_url\", path = \"/links/next\" }",
+    );
+    let p = project(&server, &source);
+    let out = with_token(&p, &["sync"])
+        .code(3)
+        .stderr_has(&["another origin", "credentials are not sent there"]);
+    assert!(!out.stderr.contains(TOKEN));
+    assert_eq!(server.seen().len(), 1);
+    assert!(cursor(&p).is_empty());
+}

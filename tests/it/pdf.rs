@@ -467,3 +467,24 @@ fn text_state_operators_move_and_space_text_as_pdf_says() {
         ]
     );
 }
+
+#[test]
+fn a_form_that_draws_itself_is_drawn_once_and_inherits_the_font() {
+    // Form X1 draws its text with the page's font (no Tf of its own), then draws itself
+    // a thousand times.
+    let mut content = b"BT (Inside) Tj ET".to_vec();
+    for _ in 0..1000 {
+        content.extend_from_slice(b" /X1 Do");
+    }
+    let form = crate::common::stream(
+        "/Type /XObject /Subtype /Form /BBox [0 0 500 100] /Resources << /XObject << /X1 5 0 R >> >>",
+        &content,
+    );
+    let bytes = page_pdf(
+        "",
+        "<< /XObject << /X1 5 0 R >> /Font << /F1 6 0 R >> >>",
+        b"BT /F1 10 Tf ET q 1 0 0 1 50 600 cm BT /F1 10 Tf ET /F1 10 Tf /X1 Do Q",
+        &[form, F1.as_bytes().to_vec()],
+    );
+    assert_eq!(extracted(&bytes), ["Inside"]);
+}
