@@ -603,7 +603,12 @@ fn parse_float(s: &str, format: &ValueFormat) -> Result<f64, String> {
 
 /// Exact decimal parsing: the unscaled i128 for DECIMAL(p,s). More fractional digits than
 /// the scale is an error, never a rounding.
-fn parse_decimal(s: &str, precision: u8, scale: u8, format: &ValueFormat) -> Result<i128, String> {
+pub fn parse_decimal(
+    s: &str,
+    precision: u8,
+    scale: u8,
+    format: &ValueFormat,
+) -> Result<i128, String> {
     let plain = plain_number(s, format).unwrap_or_default();
     let (negative, digits) = match plain.strip_prefix('-') {
         Some(rest) => (true, rest),

@@ -190,19 +190,8 @@ impl PdfConfig {
 /// A decimal as an integer of millionths, from text in the source's format (trailing
 /// minus, separators, currency signs).
 fn millionths(text: &str, format: &ValueFormat) -> Option<i128> {
-    let plain = crate::validate::plain_number(text, format)?;
-    let (negative, digits) = match plain.strip_prefix('-') {
-        Some(d) => (true, d),
-        None => (false, plain.strip_prefix('+').unwrap_or(&plain)),
-    };
-    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
-    if frac.len() > 6 || int.is_empty() && frac.is_empty() {
-        return None;
-    }
-    let int: i128 = if int.is_empty() { 0 } else { int.parse().ok()? };
-    let frac: i128 = format!("{frac:0<6}").parse().ok()?;
-    let v = int.checked_mul(1_000_000)?.checked_add(frac)?;
-    Some(if negative { -v } else { v })
+    // The decimal parser every reader's fields go through, at six places.
+    crate::validate::parse_decimal(text, 38, 6, format).ok()
 }
 
 /// Millionths as text with the fraction the amounts have (`-1234.50`).
