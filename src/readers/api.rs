@@ -19,7 +19,7 @@ use std::time::Duration;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-use super::json::{Document, Layout, RecordsReader};
+use super::json::{Document, Layout, RecordsReader, Track};
 use super::{InputReader, OpenContext, ReaderKind, ValueFormat};
 use crate::error::ReadError;
 use crate::json::{self, Parser, Value};
@@ -684,16 +684,19 @@ impl ApiConfig {
             Some(Incremental { token: Some(t), .. }) => vec![json::parse_pointer(t).map_err(&bad)?],
             _ => Vec::new(),
         };
-        let mut reader = RecordsReader::open(documents, true, &token)?;
-        let end = match &self.incremental {
+        let track = match &self.incremental {
             Some(Incremental {
                 field: Some(field), ..
-            }) => {
-                let values = reader.column_values(field)?;
-                let seen = values
-                    .into_iter()
-                    .reduce(|a, b| if later(&b, &a) { b } else { a });
-                match (seen, doc.state) {
+            }) => Some(Track {
+                column: field,
+                later,
+            }),
+            _ => None,
+        };
+        let mut reader = RecordsReader::open(documents, true, &token, track)?;
+        let end = match &self.incremental {
+            Some(Incremental { field: Some(_), .. }) => {
+                match (reader.scan().latest.clone(), doc.state) {
                     (Some(s), Some(start)) if !later(&s, &start) => Some(start),
                     (Some(s), _) => Some(s),
                     (None, _) => None,

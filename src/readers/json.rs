@@ -92,7 +92,7 @@ impl ReaderKind for JsonConfig {
             name: ctx.name.to_string(),
             layout,
         };
-        Ok(Box::new(RecordsReader::open(vec![doc], false, &[])?))
+        Ok(Box::new(RecordsReader::open(vec![doc], false, &[], None)?))
     }
 }
 
@@ -177,6 +177,14 @@ pub struct Scan {
     pub captured: Vec<Vec<Option<Value>>>,
     /// Records per document.
     pub records: Vec<u64>,
+    /// The latest value of the tracked column (an API's incremental field), if asked.
+    pub latest: Option<String>,
+}
+
+/// A column whose latest value the first pass keeps, and what "later" means for it.
+pub struct Track<'a> {
+    pub column: &'a str,
+    pub later: fn(&str, &str) -> bool,
 }
 
 /// Reads the records of a unit's documents as text columns.
@@ -204,6 +212,7 @@ impl RecordsReader {
         documents: Vec<Document>,
         pages: bool,
         captures: &[Vec<String>],
+        track: Option<Track<'_>>,
     ) -> Result<Self, ReadError> {
         let mut names = UniqueNames::default();
         let mut index: HashMap<String, usize> = HashMap::new();
@@ -211,6 +220,7 @@ impl RecordsReader {
         let mut scan = Scan {
             captured: Vec::new(),
             records: Vec::new(),
+            latest: None,
         };
         let mut flat = Vec::new();
         let mut ordinal = 0u64;
@@ -223,6 +233,13 @@ impl RecordsReader {
                 count += 1;
                 flat.clear();
                 json::flatten(record, &mut flat).map_err(|m| record_error(ordinal, line, m))?;
+                if let Some(t) = &track {
+                    if let Some((_, Some(v))) = flat.iter().find(|(n, _)| n == t.column) {
+                        if scan.latest.as_deref().is_none_or(|l| (t.later)(v, l)) {
+                            scan.latest = Some(v.clone());
+                        }
+                    }
+                }
                 for (name, _) in &flat {
                     let i = match index.get(name) {
                         Some(&i) => i,
@@ -281,34 +298,9 @@ impl RecordsReader {
         &self.scan
     }
 
-    /// Records in the unit.
-    pub fn total(&self) -> u64 {
-        self.total
-    }
-
     /// The state to report once every batch was read.
     pub fn set_end_state(&mut self, state: Option<String>) {
         self.end_state = state;
-    }
-
-    /// The values of column `name` over the unit, in order (a third pass, for readers
-    /// that need one column: an API's incremental field).
-    pub fn column_values(&self, name: &str) -> Result<Vec<String>, ReadError> {
-        let mut out = Vec::new();
-        let mut flat = Vec::new();
-        let mut ordinal = 0u64;
-        for doc in self.documents.iter() {
-            each_record(doc, &[], &mut |record, line| {
-                ordinal += 1;
-                flat.clear();
-                json::flatten(record, &mut flat).map_err(|m| record_error(ordinal, line, m))?;
-                if let Some((_, Some(v))) = flat.iter().find(|(n, _)| n == name) {
-                    out.push(v.clone());
-                }
-                Ok(())
-            })?;
-        }
-        Ok(out)
     }
 
     fn start(&mut self) -> &Receiver<Result<InputBatch, ReadError>> {
@@ -560,7 +552,7 @@ mod tests {
                 records,
             ),
         ];
-        let mut r = RecordsReader::open(docs, true, &[]).expect("open");
+        let mut r = RecordsReader::open(docs, true, &[], None).expect("open");
         assert_eq!(r.columns(), ["id", "amount", "account.iban", "ID_2"]);
         assert_eq!(r.scan().records, [1, 0, 1]);
         let b = r.next_batch().expect("batch").expect("some");
@@ -581,7 +573,7 @@ mod tests {
             "{\"a\": 1}\n[1, 2]\n",
             Layout::Lines,
         )];
-        let e = RecordsReader::open(docs, false, &[])
+        let e = RecordsReader::open(docs, false, &[], None)
             .err()
             .expect("refused");
         let shown = e.to_string();
@@ -601,7 +593,7 @@ mod tests {
             r#"[{"a": {"b": 1}, "a.b": 2}]"#,
             Layout::Records(Vec::new()),
         )];
-        let e = RecordsReader::open(docs, false, &[])
+        let e = RecordsReader::open(docs, false, &[], None)
             .err()
             .expect("refused");
         assert!(e.to_string().contains("`a.b` is given twice"), "{e}");
