@@ -43,14 +43,10 @@ impl Project {
         relative(&self.defs.dir, path)
     }
 
-    /// The largest value `source` may load, in bytes: CSV's own `max_value_bytes`, else
-    /// `[limits] max_value_bytes`, else a fifth of DuckDB's memory limit (at most 16 MiB).
-    pub fn max_value_bytes(&self, source: &crate::defs::Source) -> usize {
-        if let crate::readers::ReaderConfig::Csv(csv) = &source.reader {
-            if let Some(limit) = csv.max_value_bytes {
-                return limit;
-            }
-        }
+    /// The largest value an input of any reader but CSV (which checks its own
+    /// `max_value_bytes` as it reads) may hold, in bytes: `[limits] max_value_bytes`, else
+    /// a fifth of DuckDB's memory limit (at most 16 MiB).
+    pub fn max_value_bytes(&self) -> usize {
         let project = &self.defs.project;
         project.limits.max_value_bytes.unwrap_or_else(|| {
             let memory = project

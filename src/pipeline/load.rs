@@ -114,7 +114,10 @@ pub fn load_unit(
     let contract = Contract::new(&project.defs, source, &reader.schema(), &input.name)
         .map_err(|e| (e.into(), 0))?;
     let format = source.reader.value_format();
-    let max_value = project.max_value_bytes(source);
+    // The CSV reader refuses a value over its limit as it reads it; other readers' values
+    // are checked here, batch by batch.
+    let max_value = (!matches!(source.reader, crate::readers::ReaderConfig::Csv(_)))
+        .then(|| project.max_value_bytes());
     let mut load = UnitLoad::begin(
         ctx.conn,
         &project.defs,
@@ -156,7 +159,7 @@ pub fn load_unit(
                     Ok(Some(batch)) => {
                         read += batch.rows.len() as u64;
                         progress.set_position(read);
-                        match oversized(&batch, max_value, &input.name) {
+                        match max_value.and_then(|m| oversized(&batch, m, &input.name)) {
                             Some(e) => Err(e.into()),
                             None => spent
                                 .time("cast", || contract.cast(&input.name, &batch, &format))
