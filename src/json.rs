@@ -85,19 +85,6 @@ impl Value {
             }
         }
     }
-
-    /// The value at `pointer` (parsed tokens) inside this one.
-    pub fn at(&self, pointer: &[String]) -> Option<&Value> {
-        let mut v = self;
-        for token in pointer {
-            v = match v {
-                Value::Object(members) => &members.iter().rev().find(|(k, _)| k == token)?.1,
-                Value::Array(items) => items.get(token.parse::<usize>().ok()?)?,
-                _ => return None,
-            };
-        }
-        Some(v)
-    }
 }
 
 fn write_string(s: &str, out: &mut String) {
@@ -185,11 +172,6 @@ impl<R: Read> Parser<R> {
             column: 1,
             depth: 0,
         }
-    }
-
-    /// The line the next byte is on.
-    pub fn line(&self) -> u64 {
-        self.line
     }
 
     fn error(&self, message: impl Into<String>) -> JsonError {
@@ -772,7 +754,13 @@ mod tests {
             &parse_pointer("/data").expect("ptr"),
             &mut captures,
             &mut |v, _| {
-                ids.push(v.at(&["id".to_string()]).cloned());
+                let id = match v {
+                    Value::Object(members) => {
+                        members.into_iter().find(|(k, _)| k == "id").map(|(_, v)| v)
+                    }
+                    _ => None,
+                };
+                ids.push(id);
                 Ok(())
             },
         )

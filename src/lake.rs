@@ -73,6 +73,18 @@ impl Entry {
     }
 }
 
+/// Remove a file; one that is not there is already what was wanted.
+pub fn remove_if_present(path: &Path) -> Result<(), VaultError> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(VaultError::Io {
+            context: format!("cannot remove `{}`", path.display()),
+            source,
+        }),
+    }
+}
+
 /// Whether `text` is a lake name: 64 lowercase hex digits.
 pub fn is_hash(text: &str) -> bool {
     text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
@@ -419,17 +431,7 @@ impl Lake {
             .collect();
         self.append(&lines)?;
         for hash in hashes {
-            let path = self.path_of(hash);
-            match fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(source) => {
-                    return Err(VaultError::Io {
-                        context: format!("lake: cannot remove `{}`", path.display()),
-                        source,
-                    })
-                }
-            }
+            remove_if_present(&self.path_of(hash))?;
         }
         Ok(())
     }

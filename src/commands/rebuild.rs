@@ -217,16 +217,7 @@ fn fresh_path(vault: &Path) -> PathBuf {
 /// Remove a DuckDB file and its write-ahead log, if they exist.
 fn remove_db(path: &Path) -> Result<(), VaultError> {
     for p in [path.to_path_buf(), wal_of(path)] {
-        match std::fs::remove_file(&p) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => {
-                return Err(VaultError::Io {
-                    context: format!("cannot remove `{}`", p.display()),
-                    source,
-                })
-            }
-        }
+        crate::lake::remove_if_present(&p)?;
     }
     Ok(())
 }

@@ -116,11 +116,6 @@ fn damage(e: &lopdf::Error) -> String {
     }
 }
 
-/// Whether a PDF needs a password beyond the empty one.
-pub fn is_encrypted(bytes: &[u8]) -> bool {
-    matches!(open(bytes, None), Err(PdfError::NeedsPassword))
-}
-
 /// The lines of every page of `doc`, in page order.
 pub fn pages(doc: &Document) -> Result<Vec<Page>, PdfError> {
     let mut out = Vec::new();

@@ -464,17 +464,6 @@ struct ZipEntry {
     offset: u64,
 }
 
-/// The unpacked size of each entry of a zip file, from its central directory (the sizes
-/// an entry may be read to), or `None` when the directory cannot be read.
-fn zip_entry_sizes(path: &Path) -> Option<Vec<(String, u64)>> {
-    Some(
-        zip_entries(path)?
-            .into_iter()
-            .map(|e| (e.name, e.unpacked))
-            .collect(),
-    )
-}
-
 /// The bytes of entry `name` of a zip file, unpacked; `None` when it is not there, is
 /// packed in a way other than stored or deflated, or unpacks to more than `limit`.
 fn zip_read(path: &Path, entries: &[ZipEntry], name: &str, limit: u64) -> Option<Vec<u8>> {
@@ -506,7 +495,8 @@ fn zip_read(path: &Path, entries: &[ZipEntry], name: &str, limit: u64) -> Option
     (out.len() as u64 <= limit).then_some(out)
 }
 
-/// The central directory of a zip file.
+/// The central directory of a zip file (the sizes an entry may be read to), or `None`
+/// when it cannot be read.
 fn zip_entries(path: &Path) -> Option<Vec<ZipEntry>> {
     use std::io::{Read, Seek, SeekFrom};
     let mut f = File::open(path).ok()?;
@@ -665,10 +655,15 @@ fn xml_unescape(text: &str) -> String {
 
 /// Refuse a zipped workbook whose shared-string table unpacks to more than `limit`.
 fn check_shared_strings(path: &Path, name: &str, limit: u64) -> Result<(), ReadError> {
-    let Some(entries) = zip_entry_sizes(path) else {
+    let Some(entries) = zip_entries(path) else {
         return Ok(());
     };
-    for (entry, size) in entries {
+    for ZipEntry {
+        name: entry,
+        unpacked: size,
+        ..
+    } in entries
+    {
         let lower = entry.to_ascii_lowercase();
         if (lower.ends_with("sharedstrings.xml") || lower.ends_with("sharedstrings.bin"))
             && size > limit
