@@ -84,6 +84,30 @@ fn bank(all: Arc<Mutex<Vec<Row>>>) -> impl Fn(&Seen, usize) -> Reply + Send + Sy
     }
 }
 
+/// Rows 7 to 9, updated on the 7th to the 9th.
+fn add_later_rows(all: &Mutex<Vec<Row>>) {
+    all.lock().expect("rows").extend((7..=9).map(|id| Row {
+        id,
+        booked: "2026-01-07",
+        amount: "1.00",
+        memo: "Later",
+        updated: format!("2026-01-0{id}T10:00:00Z"),
+    }));
+}
+
+/// From now on the bank sends every page after the first cut in half.
+fn cut_pages_after_the_first(server: &Server, all: &Arc<Mutex<Vec<Row>>>) {
+    let good = bank(all.clone());
+    server.answer(move |req, n| {
+        let reply = good(req, n);
+        if req.param("cursor").is_some() {
+            let cut = reply.body.len() / 2;
+            return Reply::json(String::from_utf8_lossy(&reply.body[..cut]).into_owned());
+        }
+        reply
+    });
+}
+
 const BANK_API: &str = r#"
 tags = ["tx"]
 primary_key = ["id"]
@@ -407,27 +431,8 @@ fn a_body_cut_short_mid_sync_keeps_the_vault_and_the_cursor_as_they_were() {
     with_token(&p, &["sync"]).code(0);
     let before = p.texts("SELECT id || ' ' || amount::VARCHAR FROM main.bank_api ORDER BY id");
     // New rows arrive, but the second page of the next sync is cut short.
-    {
-        let mut rows = all.lock().expect("rows");
-        for (id, day) in [(7, 7), (8, 8), (9, 9)] {
-            rows.push(Row {
-                id,
-                booked: "2026-01-07",
-                amount: "1.00",
-                memo: "Later",
-                updated: format!("2026-01-0{day}T10:00:00Z"),
-            });
-        }
-    }
-    let good = bank(all.clone());
-    server.answer(move |req, n| {
-        let reply = good(req, n);
-        if req.param("cursor").is_some() {
-            let cut = reply.body.len() / 2;
-            return Reply::json(String::from_utf8_lossy(&reply.body[..cut]).into_owned());
-        }
-        reply
-    });
+    add_later_rows(&all);
+    cut_pages_after_the_first(&server, &all);
     let out = with_token(&p, &["sync"]).code(3);
     out.stderr_has(&[
         "source `bank_api`",
@@ -821,22 +826,9 @@ fn lake_gc_keeps_the_pages_of_loaded_syncs_and_drops_those_of_failed_ones() {
     let kept = p.lake_files().len();
     // Three pages and their list.
     assert_eq!(kept, 4);
-    all.lock().expect("rows").extend((7..=9).map(|id| Row {
-        id,
-        booked: "2026-01-07",
-        amount: "1.00",
-        memo: "Later",
-        updated: format!("2026-01-0{id}T10:00:00Z"),
-    }));
     // The second page of the next sync is cut short.
-    let good = bank(all.clone());
-    server.answer(move |req, n| {
-        let reply = good(req, n);
-        if req.param("cursor").is_some() {
-            return Reply::json("{\"data\": [");
-        }
-        reply
-    });
+    add_later_rows(&all);
+    cut_pages_after_the_first(&server, &all);
     with_token(&p, &["sync"]).code(3);
     assert_eq!(
         p.lake_files().len(),

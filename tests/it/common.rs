@@ -237,6 +237,20 @@ impl Project {
     }
 }
 
+/// A bank export of `rows` keyed rows (ids `F<file>R<i>`), the same every time.
+pub fn bank_csv(file: usize, rows: usize) -> String {
+    let mut body = String::from("id,Date,Amount,Memo\n");
+    for i in 0..rows {
+        body.push_str(&format!(
+            "F{file}R{i},2026-01-{:02},{}.{:02},memo {i}\n",
+            i % 28 + 1,
+            i % 500,
+            i % 100
+        ));
+    }
+    body
+}
+
 /// A workbook from tests/fixtures/excel.
 pub fn excel_fixture(name: &str) -> Vec<u8> {
     std::fs::read(

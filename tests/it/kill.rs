@@ -27,16 +27,10 @@ fn setup() -> Project {
         crate::common::excel_fixture("statement.xlsx"),
     );
     for f in 0..2 {
-        let mut body = String::from("id,Date,Amount,Memo\n");
-        for i in 0..50_000 {
-            body.push_str(&format!(
-                "F{f}R{i},2026-01-{:02},{}.{:02},memo {i}\n",
-                i % 28 + 1,
-                i % 500,
-                i % 100
-            ));
-        }
-        p.file(&format!("in/bank/part-{f}.csv"), body);
+        p.file(
+            &format!("in/bank/part-{f}.csv"),
+            crate::common::bank_csv(f, 50_000),
+        );
     }
     for m in 1..=3 {
         let mut body = String::from("Date,Amount,Memo\n");
@@ -209,10 +203,7 @@ fn a_signal_marks_the_run_interrupted_and_the_next_sync_finishes() {
     assert_eq!(sent, 0);
     let out = child.wait_with_output().expect("wait");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    if out.status.code() == Some(0) {
-        // The run ended before the signal came: nothing to see on this machine.
-        return;
-    }
+    // The signal came a quarter into a run as long as the reference one.
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("interrupted"), "{stderr}");
     let config = duckdb::Config::default()

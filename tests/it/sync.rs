@@ -446,16 +446,10 @@ fn a_killed_sync_leaves_no_trace_and_the_next_one_finishes_the_work() {
     // sync must end in the same vault as one uninterrupted run.
     let files: Vec<(String, String)> = (0..4)
         .map(|f| {
-            let mut body = String::from("id,Date,Amount,Memo\n");
-            for i in 0..60_000 {
-                body.push_str(&format!(
-                    "F{f}R{i},2026-01-{:02},{}.{:02},memo {i}\n",
-                    i % 28 + 1,
-                    i % 500,
-                    i % 100
-                ));
-            }
-            (format!("in/bank/part-{f}.csv"), body)
+            (
+                format!("in/bank/part-{f}.csv"),
+                crate::common::bank_csv(f, 60_000),
+            )
         })
         .collect();
     let setup = || {
