@@ -5,7 +5,7 @@
 use chrono::{DateTime, Datelike, NaiveDate, Timelike};
 use duckdb::arrow::array::{Array, AsArray};
 use duckdb::arrow::datatypes::{
-    DataType, Date32Type, Decimal128Type, Float64Type, Int64Type, TimeUnit,
+    DataType, Date32Type, Decimal128Type, Float64Type, Int64Type, Time64MicrosecondType, TimeUnit,
     TimestampMicrosecondType,
 };
 
@@ -135,6 +135,10 @@ pub fn canonical_into(array: &dyn Array, row: usize, out: &mut Vec<u8>) -> bool 
             let micros = array.as_primitive::<TimestampMicrosecondType>().value(row);
             canonical_timestamp(micros, out);
         }
+        DataType::Time64(TimeUnit::Microsecond) => {
+            let micros = array.as_primitive::<Time64MicrosecondType>().value(row);
+            canonical_time(micros, out);
+        }
         other => {
             // Every staged type is listed above; this keeps hashing total if one is added.
             out.extend_from_slice(format!("{other}:{row}").as_bytes());
@@ -150,20 +154,36 @@ pub fn canonical_timestamp(micros: i64, out: &mut Vec<u8>) {
             let t = dt.naive_utc();
             push_date(out, t.date());
             out.push(b'T');
-            push_padded(out, t.hour(), 2);
-            out.push(b':');
-            push_padded(out, t.minute(), 2);
-            out.push(b':');
-            push_padded(out, t.second(), 2);
-            let frac = micros.rem_euclid(1_000_000) as u32;
-            if frac != 0 {
-                let mut digits = Vec::with_capacity(6);
-                push_padded(&mut digits, frac, 6);
-                let kept = digits.iter().rposition(|&d| d != b'0').map_or(0, |p| p + 1);
-                out.push(b'.');
-                out.extend_from_slice(&digits[..kept]);
-            }
+            push_clock(out, t.hour(), t.minute(), t.second(), micros);
         }
         None => out.extend_from_slice(format!("timestamp:{micros}").as_bytes()),
+    }
+}
+
+/// A time of day, microseconds since midnight: `HH:MM:SS`, then `.ffffff` with trailing
+/// zeros removed, as in a timestamp.
+pub fn canonical_time(micros: i64, out: &mut Vec<u8>) {
+    if !(0..86_400_000_000).contains(&micros) {
+        out.extend_from_slice(format!("time:{micros}").as_bytes());
+        return;
+    }
+    let seconds = (micros / 1_000_000) as u32;
+    push_clock(out, seconds / 3600, seconds / 60 % 60, seconds % 60, micros);
+}
+
+/// `HH:MM:SS` and the fraction of a second in `micros`, if any.
+fn push_clock(out: &mut Vec<u8>, hour: u32, minute: u32, second: u32, micros: i64) {
+    push_padded(out, hour, 2);
+    out.push(b':');
+    push_padded(out, minute, 2);
+    out.push(b':');
+    push_padded(out, second, 2);
+    let frac = micros.rem_euclid(1_000_000) as u32;
+    if frac != 0 {
+        let mut digits = Vec::with_capacity(6);
+        push_padded(&mut digits, frac, 6);
+        let kept = digits.iter().rposition(|&d| d != b'0').map_or(0, |p| p + 1);
+        out.push(b'.');
+        out.extend_from_slice(&digits[..kept]);
     }
 }

@@ -3,10 +3,11 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 use duckdb::arrow::array::{
     Array, ArrayRef, AsArray, BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder,
-    Int64Builder, StringArray, StringBuilder, TimestampMicrosecondBuilder,
+    Int64Builder, StringArray, StringBuilder, Time64MicrosecondBuilder,
+    TimestampMicrosecondBuilder,
 };
 use duckdb::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use duckdb::arrow::record_batch::RecordBatch;
@@ -380,6 +381,7 @@ fn parse_column(
         FieldType::Timestamp => build!(TimestampMicrosecondBuilder::with_capacity(n), |s| {
             parse_timestamp(s, format)
         }),
+        FieldType::Time => build!(Time64MicrosecondBuilder::with_capacity(n), parse_time),
     })
 }
 
@@ -666,10 +668,12 @@ fn parse_date(s: &str, format: &ValueFormat) -> Result<i32, String> {
             return Ok(days_since_epoch(d));
         }
     }
-    let parsed = match format.year {
-        // Dates written without a year (`05 Nov`): the source's `year` completes them.
-        Some(year) => NaiveDate::parse_from_str(&format!("{s} {year}"), &format!("{fmt} %Y")),
-        None => NaiveDate::parse_from_str(s, fmt),
+    let parsed = match (format.year, &format.period) {
+        // Dates written without a year (`05 Nov`): the source's `year` completes them,
+        // or the statement period the unit names.
+        (Some(year), _) => NaiveDate::parse_from_str(&format!("{s} {year}"), &format!("{fmt} %Y")),
+        (None, Some(period)) => return period.date(s, fmt).map(days_since_epoch),
+        (None, None) => NaiveDate::parse_from_str(s, fmt),
     };
     parsed
         .map(days_since_epoch)
@@ -731,6 +735,27 @@ fn parse_timestamp(s: &str, format: &ValueFormat) -> Result<i64, String> {
     Err("is not an ISO 8601 timestamp (set `timestamp_format` in the source)".into())
 }
 
+/// A time of day as microseconds since midnight: `14:30`, `14:30:05`, `14:30:05.25`, or
+/// on a 12-hour clock, `2:30 PM`, `2:30:05pm`.
+fn parse_time(s: &str) -> Result<i64, String> {
+    const FORMATS: [&str; 6] = [
+        "%H:%M:%S%.f",
+        "%H:%M",
+        "%I:%M:%S %p",
+        "%I:%M %p",
+        "%I:%M:%S%p",
+        "%I:%M%p",
+    ];
+    FORMATS
+        .iter()
+        .find_map(|f| NaiveTime::parse_from_str(s, f).ok())
+        .map(|t| {
+            i64::from(t.num_seconds_from_midnight()) * 1_000_000
+                + i64::from(t.nanosecond().min(999_999_999) / 1000)
+        })
+        .ok_or_else(|| "is not a time of day (`14:30`, `14:30:05`, `2:30 PM`)".into())
+}
+
 /// Whether a chrono format has an offset specifier (`%z`, `%:z`, `%::z`, `%#z`).
 fn has_offset(fmt: &str) -> bool {
     ["%z", "%:z", "%::z", "%:::z", "%#z"]
@@ -741,6 +766,20 @@ fn has_offset(fmt: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 10: times of day, as a spreadsheet's time cell's canonical text and as
+    /// people write them.
+    #[test]
+    fn times_of_day() {
+        let at = |h: i64, m: i64, s: i64| ((h * 60 + m) * 60 + s) * 1_000_000;
+        assert_eq!(parse_time("14:30"), Ok(at(14, 30, 0)));
+        assert_eq!(parse_time("07:05:09.25"), Ok(at(7, 5, 9) + 250_000));
+        assert_eq!(parse_time("2:30 PM"), Ok(at(14, 30, 0)));
+        assert_eq!(parse_time("12:15:01am"), Ok(at(0, 15, 1)));
+        for bad in ["24:00", "14.30", "noon", "2026-01-05 14:30", "14:61"] {
+            assert!(parse_time(bad).is_err(), "{bad}");
+        }
+    }
 
     /// Issue 10: numbers as banks print them.
     #[test]
@@ -815,11 +854,25 @@ mod tests {
         let want = days_since_epoch(NaiveDate::from_ymd_opt(2025, 11, 5).expect("date"));
         assert_eq!(parse_date("05 Nov", &f), Ok(want));
         assert!(parse_date("31 Feb", &f).is_err());
-        use crate::readers::csv::check_year;
-        assert!(check_year(Some("%d %b"), None).is_err());
-        assert!(check_year(Some("%d.%m.%Y"), Some(2025)).is_err());
-        assert!(check_year(Some("%d.%m."), Some(2025)).is_ok());
-        assert!(check_year(None, None).is_ok());
+        use crate::readers::period::check_year;
+        assert!(check_year(Some("%d %b"), None, None, None).is_err());
+        assert!(check_year(Some("%d.%m.%Y"), Some(2025), None, None).is_err());
+        assert!(check_year(Some("%d.%m."), Some(2025), None, None).is_ok());
+        assert!(check_year(None, None, None, None).is_ok());
+        // Or the statement period the unit names.
+        let p = ValueFormat {
+            date_format: Some("%d %b".into()),
+            period: Some(crate::readers::period::Period {
+                start: NaiveDate::from_ymd_opt(2025, 11, 20).expect("date"),
+                end: NaiveDate::from_ymd_opt(2026, 1, 19).expect("date"),
+            }),
+            ..ValueFormat::default()
+        };
+        assert_eq!(parse_date("05 Nov", &p), Ok(want));
+        let january = days_since_epoch(NaiveDate::from_ymd_opt(2026, 1, 5).expect("date"));
+        assert_eq!(parse_date("05 Jan", &p), Ok(january));
+        let far = parse_date("05 Jun", &p).unwrap_err();
+        assert!(far.contains("2025-11-20 to 2026-01-19"), "{far}");
     }
 
     /// Issue 10: `2017-09-29 15:40:00 -0700` was stored as 15:40.
@@ -895,6 +948,7 @@ mod tests {
             date_format: Some("%d.%m.%Y".into()),
             timestamp_format: None,
             year: None,
+            period: None,
         }
     }
 
@@ -990,6 +1044,7 @@ mod tests {
                         date_format,
                         timestamp_format: None,
                         year,
+                        period: None,
                     },
                 )
         }

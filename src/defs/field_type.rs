@@ -20,6 +20,8 @@ pub enum FieldType {
     Boolean,
     Date,
     Timestamp,
+    /// A time of day (a spreadsheet's time-only cell, a `14:30` column).
+    Time,
 }
 
 impl FieldType {
@@ -33,6 +35,7 @@ impl FieldType {
             FieldType::Boolean => "BOOLEAN".into(),
             FieldType::Date => "DATE".into(),
             FieldType::Timestamp => "TIMESTAMP".into(),
+            FieldType::Time => "TIME".into(),
         }
     }
 
@@ -45,6 +48,7 @@ impl FieldType {
             DataType::Boolean => FieldType::Boolean,
             DataType::Date32 => FieldType::Date,
             DataType::Timestamp(TimeUnit::Microsecond, None) => FieldType::Timestamp,
+            DataType::Time64(TimeUnit::Microsecond) => FieldType::Time,
             DataType::Decimal128(p, s) if *s >= 0 => FieldType::Decimal(*p, *s as u8),
             _ => return None,
         })
@@ -60,6 +64,7 @@ impl FieldType {
             FieldType::Boolean => DataType::Boolean,
             FieldType::Date => DataType::Date32,
             FieldType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
+            FieldType::Time => DataType::Time64(TimeUnit::Microsecond),
         }
     }
 }
@@ -74,13 +79,14 @@ impl fmt::Display for FieldType {
             FieldType::Boolean => f.write_str("boolean"),
             FieldType::Date => f.write_str("date"),
             FieldType::Timestamp => f.write_str("timestamp"),
+            FieldType::Time => f.write_str("time"),
         }
     }
 }
 
 /// What `FromStr` expects, for error messages.
 pub const EXPECTED_TYPES: &str =
-    "one of text, integer, decimal, decimal(p,s), float, boolean, date, timestamp";
+    "one of text, integer, decimal, decimal(p,s), float, boolean, date, timestamp, time";
 
 impl FromStr for FieldType {
     type Err = String;
@@ -95,6 +101,7 @@ impl FromStr for FieldType {
             "boolean" => Some(FieldType::Boolean),
             "date" => Some(FieldType::Date),
             "timestamp" => Some(FieldType::Timestamp),
+            "time" => Some(FieldType::Time),
             _ => None,
         };
         if let Some(ty) = simple {
@@ -142,5 +149,11 @@ mod tests {
         assert!("decimal(4,5)".parse::<FieldType>().is_err());
         assert!("money".parse::<FieldType>().unwrap_err().contains("money"));
         assert_eq!(FieldType::Decimal(12, 4).sql(), "DECIMAL(12,4)");
+        let time = "time".parse::<FieldType>().expect("time is a type");
+        assert_eq!(
+            (time.sql().as_str(), time.to_string().as_str()),
+            ("TIME", "time")
+        );
+        assert_eq!(FieldType::from_arrow(&time.arrow()), Some(time));
     }
 }

@@ -113,7 +113,10 @@ pub fn load_unit(
     }
     let contract = Contract::new(&project.defs, source, &reader.schema(), &input.name)
         .map_err(|e| (e.into(), 0))?;
-    let format = source.reader.value_format();
+    let format = crate::readers::ValueFormat {
+        period: reader.period(),
+        ..source.reader.value_format()
+    };
     // The CSV reader refuses a value over its limit as it reads it; other readers' values
     // are checked here, batch by batch.
     let max_value = (!matches!(source.reader, crate::readers::ReaderConfig::Csv(_)))

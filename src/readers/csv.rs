@@ -53,6 +53,13 @@ pub struct CsvConfig {
     /// The year of dates whose `date_format` has none (`"%d %b"` for `05 Nov`).
     #[serde(default)]
     pub year: Option<i32>,
+    /// Or a regular expression finding the statement period in the `skip_rows` lines
+    /// (groups `start` and/or `end`): such dates take the year that puts them in it.
+    #[serde(default)]
+    pub period: Option<String>,
+    /// chrono format of the period's dates (ISO 8601 by default).
+    #[serde(default)]
+    pub period_format: Option<String>,
     /// Whether the first line (after `skip_rows`) names the columns (default true).
     #[serde(default)]
     pub header: Option<bool>,
@@ -85,23 +92,6 @@ pub enum Ragged {
     Pad,
     /// Extra fields are joined, with the delimiter, into the last column.
     Join,
-}
-
-/// A `date_format` without a year needs `year`, and `year` needs such a format: a date
-/// is never completed with a year nobody chose.
-pub fn check_year(date_format: Option<&str>, year: Option<i32>) -> Result<(), (String, String)> {
-    let has_year = date_format.is_none_or(crate::readers::format_has_year);
-    match (has_year, year) {
-        (false, None) => Err((
-            "date_format".into(),
-            "has no year (%Y or %y); set `year` to the year of the dates".into(),
-        )),
-        (true, Some(_)) => Err((
-            "year".into(),
-            "is for dates written without a year; `date_format` has one".into(),
-        )),
-        _ => Ok(()),
-    }
 }
 
 pub(crate) fn one_char(
@@ -185,7 +175,14 @@ impl CsvConfig {
             self.date_format.as_deref(),
             self.timestamp_format.as_deref(),
         )?;
-        check_year(self.date_format.as_deref(), self.year)?;
+        super::period::check_year_options!(self)?;
+        if self.period.is_some() && self.skip_rows == 0 {
+            return Err((
+                "period".into(),
+                "is looked for in the lines `skip_rows` skips above the header, and there are none"
+                    .into(),
+            ));
+        }
         for p in &self.skip_rows_matching {
             pattern("skip_rows_matching", p)?;
         }
@@ -236,6 +233,8 @@ impl CsvConfig {
             date_format: excel.date_format.clone(),
             timestamp_format: excel.timestamp_format.clone(),
             year: excel.year,
+            period: excel.period.clone(),
+            period_format: excel.period_format.clone(),
             header: excel.header,
             columns: excel.columns.clone(),
             skip_rows_matching: excel.skip_rows_matching.clone(),
@@ -254,6 +253,7 @@ impl CsvConfig {
             date_format: self.date_format.clone(),
             timestamp_format: self.timestamp_format.clone(),
             year: self.year,
+            period: None,
         }
     }
 }
@@ -468,6 +468,8 @@ pub struct CsvReader {
     quote: u8,
     /// `max_value_bytes`.
     max_value: usize,
+    /// The statement period found in the preamble (`period`).
+    period: Option<super::period::Period>,
 }
 
 /// The default of `max_value_bytes`: far above any field of an export, and small enough
@@ -516,6 +518,8 @@ impl CsvReader {
             source,
         };
         let mut skipped = Vec::new();
+        // The preamble's text, for the statement period.
+        let mut preamble = String::new();
         for _ in 0..config.skip_rows {
             skipped.clear();
             if input.read_until(b'\n', &mut skipped).map_err(io)? == 0 {
@@ -524,7 +528,22 @@ impl CsvReader {
                     config.skip_rows
                 )));
             }
+            if config.period.is_some() && preamble.len() < SNIFF_BYTES {
+                let line = decode(&skipped, matches!(decoding, Decoding::Auto))
+                    .unwrap_or_else(|| String::from_utf8_lossy(&skipped));
+                preamble.push_str(line.trim_end_matches(['\r', '\n']));
+                preamble.push('\n');
+            }
         }
+        let period = match &config.period {
+            None => None,
+            Some(p) => {
+                let rule = super::period::PeriodRule::new(p, config.period_format.as_deref())
+                    .map_err(|(_, m)| invalid(m))?;
+                let looked_in = format!("the {} lines above the header", config.skip_rows);
+                Some(rule.find(&preamble, &looked_in).map_err(invalid)?)
+            }
+        };
         // The header and the first lines below it, read ahead for the sniffer and then
         // handed to the parser before the rest.
         let mut peeked = Vec::new();
@@ -647,6 +666,7 @@ impl CsvReader {
             last_record: (0, line_offset + 1),
             quote,
             max_value: config.max_value_bytes.unwrap_or(MAX_VALUE_BYTES),
+            period,
         })
     }
 }
@@ -654,6 +674,10 @@ impl CsvReader {
 impl InputReader for CsvReader {
     fn columns(&self) -> &[String] {
         &self.columns
+    }
+
+    fn period(&self) -> Option<super::period::Period> {
+        self.period
     }
 
     fn schema(&self) -> SchemaRef {

@@ -10,15 +10,16 @@ use std::path::Path;
 use std::sync::Arc;
 
 use calamine::{open_workbook_from_rs, Data, Ods, Range, Reader, Xls, Xlsb, Xlsx};
-use chrono::{NaiveDate, NaiveDateTime, Timelike};
+use chrono::{NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 use duckdb::arrow::array::{
     ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, StringBuilder,
-    TimestampMicrosecondBuilder,
+    Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
 };
 use duckdb::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use duckdb::arrow::record_batch::RecordBatch;
 use serde::Deserialize;
 
+use super::period::{Period, PeriodRule};
 use super::{
     pattern, End, InputBatch, InputReader, OpenContext, Place, ReaderKind, UniqueNames,
     ValueFormat, BATCH_ROWS,
@@ -73,6 +74,13 @@ pub struct ExcelConfig {
     /// The year of text dates whose `date_format` has none.
     #[serde(default)]
     pub year: Option<i32>,
+    /// Or a regular expression finding the statement period in the rows above the header
+    /// (groups `start` and/or `end`): such dates take the year that puts them in it.
+    #[serde(default)]
+    pub period: Option<String>,
+    /// chrono format of the period's dates (ISO 8601 by default).
+    #[serde(default)]
+    pub period_format: Option<String>,
     /// The most cells a sheet's used area may span (default 20 million): a sheet is held
     /// whole in memory.
     #[serde(default)]
@@ -107,6 +115,7 @@ struct RowRules {
     columns: Option<Vec<String>>,
     skip: Vec<regex::Regex>,
     end: End,
+    period: Option<PeriodRule>,
 }
 
 impl RowRules {
@@ -120,6 +129,11 @@ impl RowRules {
                 .map(|p| pattern("skip_rows_matching", p))
                 .collect::<Result<_, _>>()?,
             end: End::parse(config.end.as_deref())?,
+            period: config
+                .period
+                .as_deref()
+                .map(|p| PeriodRule::new(p, config.period_format.as_deref()))
+                .transpose()?,
         })
     }
 }
@@ -173,7 +187,7 @@ impl ExcelConfig {
             self.date_format.as_deref(),
             self.timestamp_format.as_deref(),
         )?;
-        super::csv::check_year(self.date_format.as_deref(), self.year)?;
+        super::period::check_year_options!(self)?;
         RowRules::of(self)?;
         if let Some(h) = self
             .hidden_rows
@@ -293,6 +307,7 @@ enum Kind {
     Bool,
     Date,
     DateTime,
+    Time,
     Text,
 }
 
@@ -315,6 +330,7 @@ impl Kind {
             Kind::Bool => DataType::Boolean,
             Kind::Date => DataType::Date32,
             Kind::DateTime => DataType::Timestamp(TimeUnit::Microsecond, None),
+            Kind::Time => DataType::Time64(TimeUnit::Microsecond),
             Kind::Empty | Kind::Text => DataType::Utf8,
         }
     }
@@ -329,6 +345,8 @@ enum Cell {
     Bool(bool),
     Date(NaiveDate),
     DateTime(NaiveDateTime),
+    /// A time of day: a date-time cell without a date part (`14:30`).
+    Time(NaiveTime),
     Text(String),
 }
 
@@ -341,6 +359,7 @@ impl Cell {
             Cell::Bool(_) => Kind::Bool,
             Cell::Date(_) => Kind::Date,
             Cell::DateTime(_) => Kind::DateTime,
+            Cell::Time(_) => Kind::Time,
             Cell::Text(_) => Kind::Text,
         }
     }
@@ -354,6 +373,7 @@ impl Cell {
             Cell::Bool(b) => Some(b.to_string()),
             Cell::Date(d) => Some(d.format("%Y-%m-%d").to_string()),
             Cell::DateTime(t) => Some(t.format("%Y-%m-%dT%H:%M:%S%.f").to_string()),
+            Cell::Time(t) => Some(t.format("%H:%M:%S%.f").to_string()),
             Cell::Text(s) => Some(s.clone()),
         }
     }
@@ -398,7 +418,15 @@ fn convert(data: &Data) -> CellResult {
         Data::Bool(b) => Cell::Bool(*b),
         Data::String(s) if s.trim().is_empty() => Cell::Empty,
         Data::String(s) => Cell::Text(s.clone()),
-        Data::DateTime(dt) if dt.is_duration() => Cell::Text(format!("{}", dt.as_f64())),
+        // A duration (`[h]:mm:ss`, a workout's time) reads as the sheet shows it.
+        Data::DateTime(dt) if dt.is_duration() => {
+            Cell::Text(duration_text((dt.as_f64() * 86_400_000.0).round() as i64))
+        }
+        // A serial date-time below 1 has no day: a time-only cell (`14:30`), not a
+        // moment on the spreadsheet epoch's first day.
+        Data::DateTime(dt) if (0.0..1.0).contains(&dt.as_f64()) => {
+            Cell::Time(time_of_day((dt.as_f64() * 86_400_000.0).round() as i64))
+        }
         Data::DateTime(dt) => match dt.as_datetime() {
             Some(t) if t.num_seconds_from_midnight() == 0 && t.nanosecond() == 0 => {
                 Cell::Date(t.date())
@@ -415,9 +443,72 @@ fn convert(data: &Data) -> CellResult {
                 Cell::Text(s.clone())
             }
         }
-        Data::DurationIso(s) => Cell::Text(s.clone()),
+        // OpenDocument's time values (`PT14H30M00S`) are durations and times of day
+        // alike: under a day they are a time of day, otherwise the duration as text.
+        Data::DurationIso(s) => match iso_duration_ms(s) {
+            Some(ms) if (0..86_400_000).contains(&ms) => Cell::Time(time_of_day(ms)),
+            Some(ms) => Cell::Text(duration_text(ms)),
+            None => Cell::Text(s.clone()),
+        },
         Data::Error(e) => return Err(format!("error value {e}")),
     })
+}
+
+/// The time of day `ms` milliseconds after midnight (a day's last millisecond at most).
+fn time_of_day(ms: i64) -> NaiveTime {
+    let ms = ms.clamp(0, 86_399_999);
+    NaiveTime::from_num_seconds_from_midnight_opt(
+        (ms / 1000) as u32,
+        (ms % 1000) as u32 * 1_000_000,
+    )
+    .unwrap_or(NaiveTime::MIN)
+}
+
+/// A duration as `[hh]:mm:ss` shows it: `01:23:45`, `36:00:00`, `-00:30:00`,
+/// `00:00:01.5` (as a time of day under a day long, so that a column of both reads alike).
+fn duration_text(ms: i64) -> String {
+    let sign = if ms < 0 { "-" } else { "" };
+    let ms = ms.unsigned_abs();
+    let (s, frac) = (ms / 1000, ms % 1000);
+    let mut out = format!("{sign}{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60);
+    if frac != 0 {
+        out.push_str(format!(".{frac:03}").trim_end_matches('0'));
+    }
+    out
+}
+
+/// Milliseconds of an ISO 8601 duration as OpenDocument writes time values:
+/// `PT14H30M00S`, `-PT0H30M`, `P1DT2H`, `PT0H0M1.5S`.
+fn iso_duration_ms(s: &str) -> Option<i64> {
+    let (negative, rest) = match s.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, s),
+    };
+    let rest = rest.strip_prefix('P')?;
+    let (days, time) = rest.split_once('T').unwrap_or((rest, ""));
+    let mut ms: f64 = 0.0;
+    if !days.is_empty() {
+        ms += days.strip_suffix('D')?.parse::<f64>().ok()? * 86_400_000.0;
+    }
+    let mut number = String::new();
+    for c in time.chars() {
+        let unit = match c {
+            'H' => 3_600_000.0,
+            'M' => 60_000.0,
+            'S' => 1000.0,
+            _ => {
+                number.push(c);
+                continue;
+            }
+        };
+        ms += number.parse::<f64>().ok()? * unit;
+        number.clear();
+    }
+    if !number.is_empty() || !ms.is_finite() || ms.abs() > 1e15 {
+        return None;
+    }
+    let ms = ms.round() as i64;
+    Some(if negative { -ms } else { ms })
 }
 
 /// One sheet's table: header names and rows of cells with their sheet row numbers.
@@ -427,6 +518,9 @@ struct Table {
     /// 0-based absolute column of each column, for cell addresses.
     positions: Vec<u32>,
     rows: Vec<(u32, Vec<Cell>)>,
+    /// The text of the rows above the header (cells joined by tabs, rows by line feeds),
+    /// when the source looks for its statement period there.
+    preamble: String,
 }
 
 /// Reads a workbook's selected sheets into typed batches.
@@ -434,6 +528,7 @@ pub struct ExcelReader {
     columns: Vec<String>,
     schema: SchemaRef,
     batches: VecDeque<InputBatch>,
+    period: Option<Period>,
 }
 
 fn read_error(name: &str, message: String) -> ReadError {
@@ -1007,10 +1102,27 @@ impl ExcelReader {
                 });
             }
         }
+        // The statement period: in the rows above the header of the first sheet that
+        // names one.
+        let period = match &rules.period {
+            None => None,
+            Some(rule) => {
+                let mut errors = Vec::new();
+                let found = tables.iter().find_map(|t| {
+                    let looked_in = format!("the rows above sheet `{}`'s header", t.sheet);
+                    rule.find(&t.preamble, &looked_in)
+                        .map_err(|e| errors.push(e))
+                        .ok()
+                });
+                let first_error = || errors.into_iter().next().unwrap_or_default();
+                Some(found.ok_or_else(|| read_error(name, first_error()))?)
+            }
+        };
         Ok(ExcelReader {
             columns,
             schema,
             batches,
+            period,
         })
     }
 }
@@ -1077,6 +1189,19 @@ fn build(kind: &Kind, rows: &[(u32, Vec<Cell>)], c: usize) -> ArrayRef {
             }
             Arc::new(b.finish())
         }
+        Kind::Time => {
+            let mut b = Time64MicrosecondBuilder::with_capacity(rows.len());
+            for cell in cells {
+                match cell {
+                    Cell::Time(t) => b.append_value(
+                        i64::from(t.num_seconds_from_midnight()) * 1_000_000
+                            + i64::from(t.nanosecond() / 1000),
+                    ),
+                    _ => b.append_null(),
+                }
+            }
+            Arc::new(b.finish())
+        }
         Kind::Empty | Kind::Text => {
             let mut b = StringBuilder::with_capacity(rows.len(), rows.len() * 8);
             for cell in cells {
@@ -1099,6 +1224,29 @@ fn looks_like_header(cells: &[&Data], width: usize) -> bool {
         && filled
             .iter()
             .all(|c| matches!(c, Data::String(s) if !s.trim().is_empty()))
+}
+
+/// The header among `rows`: of the rows that look like one above the first row holding a
+/// number, date or boolean (the data), the one with the most filled cells, the first of
+/// them on a tie. A `Period:` | `01.12.2025 - 31.12.2025` row above the table looks like
+/// a header too, but is narrower than the real one.
+fn find_header<'a>(rows: impl Iterator<Item = (u32, Vec<&'a Data>)>, width: usize) -> Option<u32> {
+    let mut best: Option<(u32, usize)> = None;
+    for (r, cells) in rows {
+        if looks_like_header(&cells, width) {
+            let filled = cells.iter().filter(|c| !matches!(c, Data::Empty)).count();
+            if best.is_none_or(|(_, most)| filled > most) {
+                best = Some((r, filled));
+            }
+        } else if best.is_some()
+            && cells
+                .iter()
+                .any(|c| !matches!(c, Data::Empty | Data::String(_)))
+        {
+            break;
+        }
+    }
+    best.map(|(r, _)| r)
 }
 
 /// Find the table of one sheet: its header, columns and data rows.
@@ -1151,13 +1299,13 @@ fn table(
             }
             r
         }
-        None => (lo.0..=last_row)
-            .filter(|r| !hidden.contains(r))
-            .find(|&r| {
-                let cells: Vec<&Data> = (lo.1..=last_col).map(|c| cell(r, c)).collect();
-                looks_like_header(&cells, width)
-            })
-            .ok_or_else(|| {
+        None => find_header(
+            (lo.0..=last_row)
+                .filter(|r| !hidden.contains(r))
+                .map(|r| (r, (lo.1..=last_col).map(|c| cell(r, c)).collect())),
+            width,
+        )
+        .ok_or_else(|| {
                 read_error(
                     name,
                     format!("sheet `{sheet}`: no header row found (a row of column names); set `header_row`"),
@@ -1251,17 +1399,35 @@ fn table(
         }
         rows.push((r + 1, cells));
     }
+    let preamble = match rules.period {
+        None => String::new(),
+        Some(_) => (start.0..header)
+            .map(|r| {
+                (start.1..=end.1)
+                    .map(|c| cell_text(cell(r, c)))
+                    .filter(|t| !t.is_empty())
+                    .collect::<Vec<_>>()
+                    .join("\t")
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+    };
     Ok(Table {
         sheet: sheet.to_string(),
         columns,
         positions,
         rows,
+        preamble,
     })
 }
 
 impl InputReader for ExcelReader {
     fn columns(&self) -> &[String] {
         &self.columns
+    }
+
+    fn period(&self) -> Option<Period> {
+        self.period
     }
 
     fn schema(&self) -> SchemaRef {
@@ -1309,6 +1475,49 @@ mod tests {
         assert_eq!(Kind::Date.merge(Kind::DateTime), Kind::DateTime);
         assert_eq!(Kind::Int.merge(Kind::Text), Kind::Text);
         assert_eq!(Kind::Bool.merge(Kind::Int), Kind::Text);
+        assert_eq!(Kind::Time.merge(Kind::Empty), Kind::Time);
+        assert_eq!(Kind::Time.merge(Kind::DateTime), Kind::Text);
+    }
+
+    /// Issue 10: a time-only cell is a time of day, not a moment on 1899-12-31; a
+    /// duration reads as `[h]:mm:ss` shows it, not as a fraction of a day.
+    #[test]
+    fn time_cells_and_durations() {
+        use calamine::{ExcelDateTime, ExcelDateTimeType};
+        let time = |h, m, s| NaiveTime::from_hms_opt(h, m, s).expect("valid time");
+        let serial = |v: f64, ty, is_1904| Data::DateTime(ExcelDateTime::new(v, ty, is_1904));
+        for is_1904 in [false, true] {
+            assert_eq!(
+                convert(&serial(0.5625, ExcelDateTimeType::DateTime, is_1904)),
+                Ok(Cell::Time(time(13, 30, 0)))
+            );
+        }
+        assert_eq!(
+            convert(&serial(0.0, ExcelDateTimeType::DateTime, false)),
+            Ok(Cell::Time(time(0, 0, 0)))
+        );
+        assert!(matches!(
+            convert(&serial(46027.5625, ExcelDateTimeType::DateTime, false)),
+            Ok(Cell::DateTime(_))
+        ));
+        let workout = (3600.0 + 23.0 * 60.0 + 45.0) / 86_400.0;
+        assert_eq!(
+            convert(&serial(workout, ExcelDateTimeType::TimeDelta, false)),
+            Ok(Cell::Text("01:23:45".into()))
+        );
+        assert_eq!(
+            convert(&serial(1.5, ExcelDateTimeType::TimeDelta, false)),
+            Ok(Cell::Text("36:00:00".into()))
+        );
+        assert_eq!(duration_text(-1_800_000), "-00:30:00");
+        assert_eq!(duration_text(1_500), "00:00:01.5");
+        let ods = |s: &str| convert(&Data::DurationIso(s.into()));
+        assert_eq!(ods("PT13H30M00S"), Ok(Cell::Time(time(13, 30, 0))));
+        assert_eq!(ods("PT25H00M00S"), Ok(Cell::Text("25:00:00".into())));
+        assert_eq!(ods("P1DT2H"), Ok(Cell::Text("26:00:00".into())));
+        assert_eq!(ods("-PT0H30M"), Ok(Cell::Text("-00:30:00".into())));
+        assert_eq!(ods("PT0H0M1.5S"), Ok(Cell::Time(time_of_day(1500))));
+        assert_eq!(ods("PTXH"), Ok(Cell::Text("PTXH".into())));
     }
 
     #[test]
@@ -1327,5 +1536,22 @@ mod tests {
         assert!(!looks_like_header(&title, 3));
         assert!(looks_like_header(&header, 3));
         assert!(!looks_like_header(&data, 3));
+        // A label and its value above the table look like a header, but a narrower one;
+        // text rows below the data are not considered.
+        let period = [
+            &Data::String("Period:".into()),
+            &Data::String("01.12.2025 - 31.12.2025".into()),
+            &Data::Empty,
+        ];
+        let later = [
+            &Data::String("Total".into()),
+            &Data::String("of".into()),
+            &Data::String("all".into()),
+        ];
+        let rows = [&title, &period, &header, &data, &later, &later];
+        let numbered = || rows.iter().enumerate().map(|(i, r)| (i as u32, r.to_vec()));
+        assert_eq!(find_header(numbered(), 3), Some(2));
+        assert_eq!(find_header(numbered().take(2), 3), Some(1));
+        assert_eq!(find_header(numbered().take(1), 3), None);
     }
 }

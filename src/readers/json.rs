@@ -135,6 +135,7 @@ impl TextOptions<'_> {
             date_format: self.date_format.clone(),
             timestamp_format: self.timestamp_format.clone(),
             year: None,
+            period: None,
         }
     }
 }

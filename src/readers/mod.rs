@@ -13,6 +13,7 @@ pub mod csv;
 pub mod excel;
 pub mod json;
 pub mod pdf;
+pub mod period;
 
 use std::path::{Path, PathBuf};
 
@@ -143,6 +144,8 @@ pub struct ValueFormat {
     pub timestamp_format: Option<String>,
     /// The year of dates written without one (`05 Nov` with `date_format = "%d %b"`).
     pub year: Option<i32>,
+    /// The statement period such dates fall in, found in the unit (`period`).
+    pub period: Option<period::Period>,
 }
 
 impl Default for ValueFormat {
@@ -153,6 +156,7 @@ impl Default for ValueFormat {
             date_format: None,
             timestamp_format: None,
             year: None,
+            period: None,
         }
     }
 }
@@ -347,6 +351,11 @@ pub trait InputReader: Send {
     /// nothing to load, only the unit (and its end state) to record.
     fn no_records(&self) -> bool {
         false
+    }
+    /// The statement period the unit names, for dates written without a year (found
+    /// where the source's `period` option says; a reader without it has none).
+    fn period(&self) -> Option<period::Period> {
+        None
     }
 }
 

@@ -17,6 +17,7 @@ use duckdb::arrow::record_batch::RecordBatch;
 use regex::Regex;
 use serde::Deserialize;
 
+use super::period::{Period, PeriodRule};
 use super::{
     pattern, InputBatch, InputReader, OpenContext, Place, ReaderKind, ValueFormat, BATCH_ROWS,
 };
@@ -56,6 +57,16 @@ pub struct PdfConfig {
     /// chrono format of timestamps; ISO 8601 when omitted.
     #[serde(default)]
     pub timestamp_format: Option<String>,
+    /// The year of dates whose `date_format` has none (`"%d %b"` for `05 Nov`).
+    #[serde(default)]
+    pub year: Option<i32>,
+    /// Or a regular expression finding the statement period in the document's lines
+    /// (groups `start` and/or `end`): such dates take the year that puts them in it.
+    #[serde(default)]
+    pub period: Option<String>,
+    /// chrono format of the period's dates (ISO 8601 by default).
+    #[serde(default)]
+    pub period_format: Option<String>,
     /// The group holding each row's amount, for the balance checks.
     #[serde(default)]
     pub amount: Option<String>,
@@ -346,11 +357,15 @@ impl ReaderKind for PdfConfig {
                 ));
             }
         }
+        super::period::check_year_options!(self)?;
         super::json::text_options!(self).check()
     }
 
     fn value_format(&self) -> ValueFormat {
-        super::json::text_options!(self).value_format()
+        ValueFormat {
+            year: self.year,
+            ..super::json::text_options!(self).value_format()
+        }
     }
 
     fn open(&self, ctx: &OpenContext<'_>) -> Result<Box<dyn InputReader>, ReadError> {
@@ -370,6 +385,8 @@ pub struct PdfReader {
     rows: Vec<(i64, Vec<Option<String>>)>,
     next: usize,
     place: Place,
+    /// The statement period found in the text (`period`).
+    period: Option<Period>,
 }
 
 impl PdfReader {
@@ -419,6 +436,19 @@ impl PdfReader {
                 "no text layer (scanned?): its pages are images; run OCR on it first".into(),
             ));
         }
+        let period = match &config.period {
+            None => None,
+            Some(p) => {
+                let rule = PeriodRule::new(p, config.period_format.as_deref())
+                    .map_err(|(k, m)| invalid(format!("`{k}`: {m}")))?;
+                let text: Vec<&str> = pages
+                    .iter()
+                    .flat_map(|p| &p.lines)
+                    .map(|l| l.text.as_str())
+                    .collect();
+                Some(rule.find(&text.join("\n"), "its text").map_err(invalid)?)
+            }
+        };
         let mut columns = rules.columns.clone();
         columns.push(PAGE_COLUMN.to_string());
         let (rows, page_starts) = rows(&rules, &pages, name)?;
@@ -438,6 +468,7 @@ impl PdfReader {
             rows,
             next: 0,
             place,
+            period,
         })
     }
 }
@@ -607,6 +638,10 @@ impl InputReader for PdfReader {
         &self.columns
     }
 
+    fn period(&self) -> Option<Period> {
+        self.period
+    }
+
     fn schema(&self) -> SchemaRef {
         self.schema.clone()
     }
@@ -668,6 +703,9 @@ mod tests {
             thousands_separator: Some(".".into()),
             date_format: None,
             timestamp_format: None,
+            year: None,
+            period: None,
+            period_format: None,
             amount: None,
             balance: None,
             opening: None,

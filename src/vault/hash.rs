@@ -316,7 +316,7 @@ mod tests {
         assert_eq!(fast.kdf(), Some(&Kdf::Blake3));
     }
 
-    use crate::canonical::{canonical_decimal, canonical_timestamp};
+    use crate::canonical::{canonical_decimal, canonical_time, canonical_timestamp};
     use proptest::prelude::*;
     use serde_json::Value;
 
@@ -365,6 +365,19 @@ mod tests {
         s.clear();
         canonical_timestamp(-1, &mut s);
         assert_eq!(s, b"1969-12-31T23:59:59.999999");
+    }
+
+    #[test]
+    fn times_are_written_like_a_timestamps_clock() {
+        let mut s = Vec::new();
+        canonical_time(0, &mut s);
+        assert_eq!(s, b"00:00:00");
+        s.clear();
+        canonical_time(((13 * 60 + 5) * 60 + 9) * 1_000_000 + 250_000, &mut s);
+        assert_eq!(s, b"13:05:09.25");
+        s.clear();
+        canonical_time(86_399_999_999, &mut s);
+        assert_eq!(s, b"23:59:59.999999");
     }
 
     /// Golden vectors: computed independently of this code (see tests/golden/README.md).

@@ -388,3 +388,108 @@ fn hidden_rows_are_skipped_unless_kept() {
     let bad = project("hidden_rows = \"hide\"", "");
     bad.run(&["check"]).code(2).stderr_has(&["hidden_rows"]);
 }
+
+/// Issue 10: time-only cells are TIME, not a moment on 1899-12-31; durations are text as
+/// the sheet shows them, in every format LibreOffice writes.
+#[test]
+fn time_cells_are_times_of_day_and_durations_read_as_shown() {
+    for ext in ["xlsx", "xls", "ods"] {
+        let p = Project::new();
+        p.file(
+            "tags/workout.toml",
+            "[fields]\nday = { type = \"date\" }\nstart = { type = \"time\" }\n\
+             duration = { type = \"text\" }\n",
+        );
+        p.file(
+            "sources/log.toml",
+            "tags = [\"workout\"]\n[fields]\nday = \"Date\"\nstart = \"Start\"\nduration = \"Duration\"\n\
+             [reader]\ntype = \"excel\"\npath = \"in\"\n",
+        );
+        p.file(
+            &format!("in/workouts.{ext}"),
+            fixture(&format!("workouts.{ext}")),
+        );
+        p.sync().code(0);
+        assert_eq!(
+            p.texts(
+                "SELECT strftime(day, '%Y-%m-%d') || ' ' || start::VARCHAR || ' ' || duration \
+                 FROM main.workout ORDER BY day"
+            ),
+            [
+                "2026-01-05 07:10:00 00:52:30",
+                "2026-01-07 18:45:00 01:23:45",
+                "2026-01-10 06:00:00 26:10:00",
+            ],
+            "{ext}"
+        );
+        // The satellite keeps the cell's own type.
+        assert_eq!(
+            p.texts(
+                "SELECT data_type FROM information_schema.columns WHERE table_schema = 'vault' \
+                 AND table_name LIKE 'sat_log%' AND column_name = 'Start'"
+            ),
+            ["TIME"],
+            "{ext}"
+        );
+        // Loaded again from another format of the same workbook: nothing is new.
+        if ext == "xlsx" {
+            p.file("in/workouts.ods", fixture("workouts.ods"));
+            p.sync().code(0);
+            assert_eq!(p.int("SELECT count(*) FROM main.workout"), 3);
+        }
+    }
+}
+
+/// Issue 10: dates without a year (`05 Dec`) take it from the statement period written
+/// above the table.
+#[test]
+fn dates_without_a_year_take_it_from_the_statement_period_above_the_table() {
+    let p = project(
+        "date_format = \"%d %b\"\n\
+         period = 'Statement period\\s+(?P<start>\\d\\d/\\d\\d/\\d{4}) - (?P<end>\\d\\d/\\d\\d/\\d{4})'\n\
+         period_format = \"%d/%m/%Y\"",
+        "",
+    );
+    let sheet = |period: &str| {
+        crate::common::xlsx_with_rows(&[
+            (1, false, &[("A", "Visa card statement")]),
+            (2, false, &[("A", "Statement period"), ("B", period)]),
+            (
+                4,
+                false,
+                &[("A", "Date"), ("B", "Description"), ("C", "Amount")],
+            ),
+            (
+                5,
+                false,
+                &[("A", "12 Dec"), ("B", "Booked late"), ("C", "-9.99")],
+            ),
+            (
+                6,
+                false,
+                &[("A", "16 Dec"), ("B", "Coffee"), ("C", "-3.50")],
+            ),
+            (
+                7,
+                false,
+                &[("A", "03 Jan"), ("B", "Train"), ("C", "-27.00")],
+            ),
+        ])
+    };
+    p.file("in/card.xlsx", sheet("15/12/2024 - 14/01/2025"));
+    p.sync().code(0);
+    assert_eq!(
+        rows(&p),
+        [
+            "2024-12-12 -9.99 Booked late",
+            "2024-12-16 -3.50 Coffee",
+            "2025-01-03 -27.00 Train",
+        ]
+    );
+    // A workbook whose period is missing fails, saying where it was looked for.
+    p.file("in/other.xlsx", sheet("soon"));
+    p.sync().code(3).stderr_has(&[
+        "in/other.xlsx",
+        "`period` matches nothing in the rows above sheet `Bookings & more`'s header",
+    ]);
+}

@@ -488,3 +488,56 @@ fn a_form_that_draws_itself_is_drawn_once_and_inherits_the_font() {
     );
     assert_eq!(extracted(&bytes), ["Inside"]);
 }
+
+/// Issue 10: a card statement printing `16 Dec` takes the year from the period it
+/// states; a statement date alone (`end`) stands for the year up to it.
+#[test]
+fn dates_without_a_year_take_it_from_the_statement_period_in_the_text() {
+    let font = "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>";
+    let source = |period: &str| {
+        format!(
+            "tags = [\"tx\"]\n[fields]\ndate = \"d\"\namount = \"a\"\nmemo = \"m\"\n\
+             [reader]\ntype = \"pdf\"\npath = \"in\"\n\
+             row = '(?P<d>\\d\\d [A-Z][a-z]{{2}}) (?P<m>.+?) (?P<a>-?[\\d.]+)'\n\
+             date_format = \"%d %b\"\n{period}\n"
+        )
+    };
+    let p = project(&source(
+        "period = 'Statement period (?P<start>\\d\\d \\w+ \\d{4}) to (?P<end>\\d\\d \\w+ \\d{4})'\n\
+         period_format = \"%d %B %Y\"",
+    ));
+    let lines = [
+        "Visa Classic",
+        "Statement period 15 December 2024 to 14 January 2025",
+        "12 Dec Booked late -9.99",
+        "16 Dec Coffee -3.50",
+        "03 Jan Train -27.00",
+    ];
+    p.file("in/dec.pdf", simple_pdf(&lines, font));
+    p.sync().code(0);
+    let loaded = || {
+        p.texts("SELECT strftime(date, '%Y-%m-%d') || ' ' || amount::VARCHAR FROM main.tx ORDER BY date")
+    };
+    assert_eq!(
+        loaded(),
+        ["2024-12-12 -9.99", "2024-12-16 -3.50", "2025-01-03 -27.00"]
+    );
+    // The same statement read by its statement date only.
+    let p = project(&source(
+        "period = 'Statement period .* to (?P<end>\\d\\d \\w+ \\d{4})'\nperiod_format = \"%d %B %Y\"",
+    ));
+    p.file("in/dec.pdf", simple_pdf(&lines, font));
+    p.sync().code(0);
+    assert_eq!(
+        loaded(),
+        ["2024-12-12 -9.99", "2024-12-16 -3.50", "2025-01-03 -27.00"]
+    );
+    // `year` and `period` together are a definition error.
+    p.file(
+        "sources/giro.toml",
+        source("year = 2024\nperiod = '(?P<end>\\d{4}-\\d\\d-\\d\\d)'"),
+    );
+    p.run(&["check"])
+        .code(2)
+        .stderr_has(&["sources/giro.toml", "`year` or `period`, not both"]);
+}

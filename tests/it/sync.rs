@@ -976,3 +976,75 @@ fn case_twin_headers_load_and_explicit_utf8_is_strict() {
         .stderr_has(&["in/bank/b.csv", "line 2", "`Memo` is not valid UTF-8"]);
     assert_eq!(p.int("SELECT count(*) FROM main.bank WHERE id = 'T2'"), 0);
 }
+
+/// Issue 10: a card statement whose dates have no year (`16 Dez`) takes it from the
+/// statement period in its preamble; a date far outside the period fails the file,
+/// naming the line and the value, and loads nothing of it.
+#[test]
+fn dates_without_a_year_take_it_from_the_statement_period_in_the_preamble() {
+    let p = Project::new();
+    p.file("tags/tx.toml", crate::common::TX_TAG);
+    p.file(
+        "sources/card.toml",
+        "tags = [\"tx\"]\n[fields]\ndate = \"Datum\"\namount = \"Betrag\"\nmemo = \"Text\"\n\
+         [reader]\ntype = \"csv\"\npath = \"in\"\nskip_rows = 3\nencoding = \"windows-1252\"\n\
+         decimal_separator = \",\"\ndate_format = \"%d.%m.\"\n\
+         period = 'Zeitraum:\";\"(?P<start>[\\d.]+)\";\"(?P<end>[\\d.]+)'\nperiod_format = \"%d.%m.%Y\"\n",
+    );
+    let statement = |period: &str, rows: &str| {
+        let text = format!(
+            "\"Kreditkarte:\";\"4711 ******** 1234\";\r\n\"Zeitraum:\";{period};\r\n\r\n\
+             \"Datum\";\"Text\";\"Betrag\";\r\n{rows}"
+        );
+        encoding_rs::WINDOWS_1252.encode(&text).0.into_owned()
+    };
+    p.file(
+        "in/2024-12.csv",
+        statement(
+            "\"15.12.2024\";\"14.01.2025\"",
+            "\"12.12.\";\"Café, spät gebucht\";\"-9,99\";\r\n\"16.12.\";\"Bäckerei\";\"-3,50\";\r\n\
+             \"03.01.\";\"Bahn\";\"-27,00\";\r\n",
+        ),
+    );
+    p.sync().code(0);
+    assert_eq!(
+        p.texts("SELECT strftime(date, '%Y-%m-%d') || ' ' || amount::VARCHAR || ' ' || memo FROM main.tx ORDER BY date"),
+        [
+            "2024-12-12 -9.99 Café, spät gebucht",
+            "2024-12-16 -3.50 Bäckerei",
+            "2025-01-03 -27.00 Bahn",
+        ]
+    );
+    // June is months away from a December statement: no year is right for it.
+    p.file(
+        "in/2025-01.csv",
+        statement(
+            "\"15.01.2025\";\"14.02.2025\"",
+            "\"16.01.\";\"Kino\";\"-12,00\";\r\n\"05.06.\";\"Tippfehler\";\"-1,00\";\r\n",
+        ),
+    );
+    p.sync().code(1).stderr_has(&[
+        "in/2025-01.csv",
+        "line 6",
+        "\"05.06.\"",
+        "outside the statement period 2025-01-15 to 2025-02-14",
+    ]);
+    assert_eq!(p.int("SELECT count(*) FROM main.tx"), 3);
+    // A statement without the period line says where `period` was looked for.
+    p.file(
+        "in/2025-01.csv",
+        statement("\"bald\"", "\"16.01.\";\"Kino\";\"-12,00\";\r\n"),
+    );
+    p.sync()
+        .code(3)
+        .stderr_has(&["`period` matches nothing in the 3 lines above the header"]);
+    // `period` with nothing to look in is a definition error.
+    p.file(
+        "sources/card.toml",
+        "tags = [\"tx\"]\n[reader]\ntype = \"csv\"\npath = \"in\"\ndate_format = \"%d.%m.\"\n\
+         period = '(?P<end>.+)'\n",
+    );
+    p.run(&["check"])
+        .code(2)
+        .stderr_has(&["sources/card.toml", "period", "skip_rows"]);
+}

@@ -1,0 +1,316 @@
+//! Dates written without a year (`05 Nov`): the year a source names (`year`), or the one
+//! its statement period gives (`period`, found in the lines above the data).
+//!
+//! The rule for a period: a date takes the year that puts it inside the period; if no
+//! year does, the year that puts it nearest to the period, at most 31 days before its
+//! start or after its end (a purchase booked days after it was made); otherwise, or if
+//! two years put it inside (a period longer than a year), the value is an error.
+
+use chrono::{Datelike, Months, NaiveDate};
+use regex::Regex;
+
+use super::pattern;
+
+/// How far outside its period a statement's date may lie and still take a year from it.
+pub const SLACK_DAYS: i64 = 31;
+
+/// A statement's period, both days included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Period {
+    pub start: NaiveDate,
+    pub end: NaiveDate,
+}
+
+impl Period {
+    /// The date `text` (in `format`, which has no year) names, with the year the period
+    /// gives it; the error says why there is none.
+    pub fn date(&self, text: &str, format: &str) -> Result<NaiveDate, String> {
+        let candidates: Vec<NaiveDate> = (self.start.year() - 1..=self.end.year() + 1)
+            .filter_map(|y| {
+                NaiveDate::parse_from_str(&format!("{text} {y}"), &format!("{format} %Y")).ok()
+            })
+            .collect();
+        if candidates.is_empty() {
+            return Err(format!("is not a date in the format `{format}`"));
+        }
+        let inside: Vec<&NaiveDate> = candidates
+            .iter()
+            .filter(|d| (self.start..=self.end).contains(d))
+            .collect();
+        match inside[..] {
+            [one] => return Ok(*one),
+            [a, b, ..] => {
+                return Err(format!(
+                    "falls in the statement period {self} in {} and in {}: a period longer \
+                     than a year does not tell the year of a date without one",
+                    a.year(),
+                    b.year()
+                ))
+            }
+            [] => {}
+        }
+        let distance = |d: &NaiveDate| {
+            if *d < self.start {
+                (self.start - *d).num_days()
+            } else {
+                (*d - self.end).num_days()
+            }
+        };
+        candidates
+            .iter()
+            .min_by_key(|d| distance(d))
+            .filter(|d| distance(d) <= SLACK_DAYS)
+            .copied()
+            .ok_or_else(|| {
+                format!(
+                    "is more than {SLACK_DAYS} days outside the statement period {self} in \
+                     every year, so its year is not known"
+                )
+            })
+    }
+}
+
+impl std::fmt::Display for Period {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} to {}", self.start, self.end)
+    }
+}
+
+/// `period` and `period_format` of a source, compiled.
+#[derive(Debug, Clone)]
+pub struct PeriodRule {
+    pattern: Regex,
+    format: String,
+}
+
+impl PeriodRule {
+    /// The rule of `period`: a regular expression with a group `start`, a group `end`, or
+    /// both; `period_format` (with a year, ISO 8601 by default) reads them.
+    pub fn new(period: &str, format: Option<&str>) -> Result<PeriodRule, (String, String)> {
+        let re = pattern("period", period)?;
+        let groups: Vec<&str> = re.capture_names().flatten().collect();
+        if !groups.iter().any(|g| matches!(*g, "start" | "end")) {
+            return Err((
+                "period".into(),
+                "needs a group `start`, `end` or both, such as \
+                 `(?P<start>\\d\\d\\.\\d\\d\\.\\d{4}) - (?P<end>\\d\\d\\.\\d\\d\\.\\d{4})`"
+                    .into(),
+            ));
+        }
+        let format = format.unwrap_or("%Y-%m-%d");
+        super::check_formats(Some(format), None).map_err(|(_, m)| ("period_format".into(), m))?;
+        if !super::format_has_year(format) {
+            return Err((
+                "period_format".into(),
+                format!("`{format}` has no year: the period's dates must have one"),
+            ));
+        }
+        Ok(PeriodRule {
+            pattern: re,
+            format: format.to_string(),
+        })
+    }
+
+    /// The period the first match of the pattern in `text` gives. Only `end` (a statement
+    /// date): the year up to it; only `start`: the year from it.
+    pub fn find(&self, text: &str, looked_in: &str) -> Result<Period, String> {
+        let caps = self.pattern.captures(text).ok_or_else(|| {
+            format!("`period` matches nothing in {looked_in}, so dates without a year have none")
+        })?;
+        let date = |group: &str| -> Result<Option<NaiveDate>, String> {
+            let Some(m) = caps.name(group) else {
+                return Ok(None);
+            };
+            NaiveDate::parse_from_str(m.as_str().trim(), &self.format)
+                .map(Some)
+                .map_err(|_| {
+                    format!(
+                        "`period` found {group} {:?}, which is not a date in `period_format` `{}`",
+                        crate::validate::shorten(m.as_str()),
+                        self.format
+                    )
+                })
+        };
+        let year = Months::new(12);
+        let period = match (date("start")?, date("end")?) {
+            (Some(start), Some(end)) => Period { start, end },
+            (Some(start), None) => Period {
+                start,
+                end: start
+                    .checked_add_months(year)
+                    .and_then(|d| d.pred_opt())
+                    .unwrap_or(start),
+            },
+            (None, Some(end)) => Period {
+                start: end
+                    .checked_sub_months(year)
+                    .and_then(|d| d.succ_opt())
+                    .unwrap_or(end),
+                end,
+            },
+            (None, None) => {
+                return Err("`period` matched, but neither its `start` nor its `end` group".into())
+            }
+        };
+        if period.start > period.end {
+            return Err(format!(
+                "`period` found a period that ends before it starts ({} to {})",
+                period.start, period.end
+            ));
+        }
+        Ok(period)
+    }
+}
+
+/// `check_year` on a reader config's `date_format`, `year`, `period`, `period_format`.
+macro_rules! check_year_options {
+    ($config:expr) => {
+        $crate::readers::period::check_year(
+            $config.date_format.as_deref(),
+            $config.year,
+            $config.period.as_deref(),
+            $config.period_format.as_deref(),
+        )
+    };
+}
+pub(crate) use check_year_options;
+
+/// The options of dates without a year: a `date_format` without one needs `year` or
+/// `period`, and they need such a format; a date is never completed with a year nobody
+/// chose.
+pub fn check_year(
+    date_format: Option<&str>,
+    year: Option<i32>,
+    period: Option<&str>,
+    period_format: Option<&str>,
+) -> Result<(), (String, String)> {
+    if let Some(p) = period {
+        PeriodRule::new(p, period_format)?;
+    } else if period_format.is_some() {
+        return Err((
+            "period_format".into(),
+            "reads the dates `period` finds; there is no `period`".into(),
+        ));
+    }
+    let has_year = date_format.is_none_or(super::format_has_year);
+    match (has_year, year, period) {
+        (_, Some(_), Some(_)) => Err(("period".into(), "give `year` or `period`, not both".into())),
+        (false, None, None) => Err((
+            "date_format".into(),
+            "has no year (%Y or %y); set `year` to the year of the dates, or `period` to \
+             take it from the statement period"
+                .into(),
+        )),
+        (true, Some(_), _) => Err((
+            "year".into(),
+            "is for dates written without a year; `date_format` has one".into(),
+        )),
+        (true, _, Some(_)) => Err((
+            "period".into(),
+            "is for dates written without a year; `date_format` has one".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("test date")
+    }
+
+    fn period(start: &str, end: &str) -> Period {
+        Period {
+            start: day(start),
+            end: day(end),
+        }
+    }
+
+    /// A card statement from late November to late December: December's dates are in
+    /// 2024, January's (booked late) in 2025, a purchase days before the start in 2024.
+    #[test]
+    fn a_date_takes_the_year_that_puts_it_in_the_period() {
+        let p = period("2024-11-28", "2025-01-27");
+        assert_eq!(p.date("05 Dec", "%d %b"), Ok(day("2024-12-05")));
+        assert_eq!(p.date("10 Jan", "%d %b"), Ok(day("2025-01-10")));
+        assert_eq!(p.date("29.11.", "%d.%m."), Ok(day("2024-11-29")));
+        // Outside by days: the nearest year.
+        assert_eq!(p.date("20 Nov", "%d %b"), Ok(day("2024-11-20")));
+        assert_eq!(p.date("02 Feb", "%d %b"), Ok(day("2025-02-02")));
+        // Outside by months: no year is right.
+        assert!(p.date("15 Jun", "%d %b").unwrap_err().contains("outside"));
+        assert!(p
+            .date("31 Feb", "%d %b")
+            .unwrap_err()
+            .contains("not a date"));
+        // 29 February exists in leap years only.
+        let leap = period("2024-02-01", "2024-02-29");
+        assert_eq!(leap.date("29 Feb", "%d %b"), Ok(day("2024-02-29")));
+        // Longer than a year: ambiguous.
+        let long = period("2023-01-01", "2024-12-31");
+        assert!(long
+            .date("05 Mar", "%d %b")
+            .unwrap_err()
+            .contains("longer than a year"));
+    }
+
+    #[test]
+    fn the_period_is_found_in_the_text_above_the_data() {
+        let rule = PeriodRule::new(r"Zeitraum: (?P<start>\S+) - (?P<end>\S+)", Some("%d.%m.%Y"))
+            .expect("valid rule");
+        let text = "Konto DE12 3456\nZeitraum: 28.11.2024 - 27.12.2024\n";
+        assert_eq!(
+            rule.find(text, "the preamble"),
+            Ok(period("2024-11-28", "2024-12-27"))
+        );
+        let missing = rule
+            .find("Konto DE12", "the 2 lines above the header")
+            .unwrap_err();
+        assert!(
+            missing.contains("the 2 lines above the header"),
+            "{missing}"
+        );
+        let bad = rule
+            .find("Zeitraum: 31.02.2024 - 27.12.2024", "x")
+            .unwrap_err();
+        assert!(bad.contains("31.02.2024"), "{bad}");
+        let backwards = rule
+            .find("Zeitraum: 28.12.2024 - 27.11.2024", "x")
+            .unwrap_err();
+        assert!(backwards.contains("ends before"), "{backwards}");
+        // A statement date alone: the year up to it.
+        let statement_date =
+            PeriodRule::new(r"Statement date (?P<end>\d{4}-\d\d-\d\d)", None).expect("valid");
+        assert_eq!(
+            statement_date.find("Statement date 2025-01-15", "x"),
+            Ok(period("2024-01-16", "2025-01-15"))
+        );
+    }
+
+    #[test]
+    fn year_options_are_checked_together() {
+        let ok = |d, y, p, f| check_year(d, y, p, f).is_ok();
+        assert!(ok(Some("%d %b"), Some(2025), None, None));
+        assert!(ok(
+            Some("%d %b"),
+            None,
+            Some("(?P<end>.+)"),
+            Some("%d.%m.%Y")
+        ));
+        assert!(ok(None, None, None, None));
+        assert!(!ok(Some("%d %b"), None, None, None));
+        assert!(!ok(Some("%d.%m.%Y"), Some(2025), None, None));
+        assert!(!ok(Some("%d.%m.%Y"), None, Some("(?P<end>.+)"), None));
+        assert!(!ok(Some("%d %b"), Some(2025), Some("(?P<end>.+)"), None));
+        assert!(!ok(Some("%d %b"), None, Some("(.+)"), None));
+        assert!(!ok(
+            Some("%d %b"),
+            None,
+            Some("(?P<end>.+)"),
+            Some("%d.%m.")
+        ));
+        assert!(!ok(Some("%d %b"), Some(2025), None, Some("%d.%m.%Y")));
+    }
+}
