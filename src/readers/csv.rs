@@ -470,6 +470,8 @@ pub struct CsvReader {
     max_value: usize,
     /// The statement period found in the preamble (`period`).
     period: Option<super::period::Period>,
+    /// Header fields at its end that are empty (a header line ending in a delimiter).
+    nameless_tail: usize,
 }
 
 /// The default of `max_value_bytes`: far above any field of an export, and small enough
@@ -667,6 +669,15 @@ impl CsvReader {
             quote,
             max_value: config.max_value_bytes.unwrap_or(MAX_VALUE_BYTES),
             period,
+            nameless_tail: if with_header {
+                header
+                    .iter()
+                    .rev()
+                    .take_while(|f| f.trim_ascii().is_empty())
+                    .count()
+            } else {
+                0
+            },
         })
     }
 }
@@ -859,6 +870,25 @@ impl CsvReader {
     /// or fail naming its line.
     fn fit(&mut self, line: u64) -> Result<(), ReadError> {
         let (want, have) = (self.columns.len(), self.record.len());
+        // A trailing delimiter (`1;2;3;`) adds empty fields after the last column, and a
+        // header ending in one has nameless columns a row may leave out: neither makes a
+        // row ragged, and no value is lost or moved.
+        if have > want
+            && self
+                .record
+                .iter()
+                .skip(want)
+                .all(|f| f.trim_ascii().is_empty())
+        {
+            self.record.truncate(want);
+            return Ok(());
+        }
+        if have < want && want - have <= self.nameless_tail {
+            for _ in have..want {
+                self.record.push_field(b"");
+            }
+            return Ok(());
+        }
         match self.ragged {
             Some(Ragged::Pad) if have < want => {
                 for _ in have..want {
@@ -1137,6 +1167,29 @@ mod tests {
         c.ragged = Some(Ragged::Join);
         let (_, rows, _) = read_all(&c, b"a,b,c\n3,4,5,6\n").expect("join");
         assert_eq!(rows[0][2].as_deref(), Some("5,6"));
+    }
+
+    /// Issue 10: a trailing delimiter on data lines (Woolworths Money, DKB) or on the
+    /// header only (Lloyds) is not a ragged row; a value beyond the header still is.
+    #[test]
+    fn trailing_delimiters_do_not_make_rows_ragged() {
+        let c = config("x");
+        let (cols, rows, _) = read_all(&c, b"a,b,c\n1,2,3,\n4,5,6, ,\n").expect("data tail");
+        assert_eq!(cols, ["a", "b", "c"]);
+        assert_eq!(
+            rows[1],
+            [Some("4".into()), Some("5".into()), Some("6".into())]
+        );
+        let (cols, rows, _) = read_all(&c, b"a,b,c,\n1,2,3\n4,5,6,\n").expect("header tail");
+        assert_eq!(cols, ["a", "b", "c", "column_4"]);
+        assert_eq!(
+            rows[0],
+            [Some("1".into()), Some("2".into()), Some("3".into()), None]
+        );
+        let err = read_all(&c, b"a,b,c\n1,2,3,x\n").expect_err("a value beyond the header");
+        assert!(err.to_string().contains("line 2"), "{err}");
+        let err = read_all(&c, b"a,b,c,\n1,2\n").expect_err("a named column left out");
+        assert!(err.to_string().contains("line 2"), "{err}");
     }
 
     /// Issue 12: a 72 MB value aborted the process inside DuckDB.
