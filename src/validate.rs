@@ -469,14 +469,14 @@ pub fn plain_number(s: &str, format: &ValueFormat) -> Option<String> {
             text = rest;
         }
     }
-    let strip_currency = |t: &str, from_start: bool| -> (String, bool) {
+    let strip_currency = |t: &str, from_start: bool| -> (String, Option<char>) {
         let chars: Vec<char> = if from_start {
             t.chars().collect()
         } else {
             t.chars().rev().collect()
         };
         let mut cut = 0;
-        let mut minus = false;
+        let mut sign = None;
         while cut < chars.len() {
             let c = chars[cut];
             let letter_dot = c == '.'
@@ -487,15 +487,16 @@ pub fn plain_number(s: &str, format: &ValueFormat) -> Option<String> {
                 };
             if c.is_alphabetic() || CURRENCY_SIGNS.contains(c) || c.is_whitespace() || letter_dot {
                 cut += 1;
-            } else if c == '-'
-                && !minus
+            } else if (c == '-' || c == '+')
+                && sign.is_none()
                 && from_start
                 && chars[cut + 1..]
                     .iter()
                     .any(|c| !c.is_ascii_digit() && !c.is_whitespace())
             {
-                // `-€12` or `€ -12`: the sign may stand on either side of the sign.
-                minus = true;
+                // `-€12`, `+ $1,150.00` or `€ -12`: the sign may stand on either side of
+                // the currency.
+                sign = Some(c);
                 cut += 1;
             } else {
                 break;
@@ -518,20 +519,20 @@ pub fn plain_number(s: &str, format: &ValueFormat) -> Option<String> {
         // One letter right against the number (`12a`, `R-0`) is no currency (`R 12`).
         let touching = word.chars().count() == 1 && cut > 0 && !chars[cut - 1].is_whitespace();
         if !word.is_empty() && (touching || !iso && !CURRENCY_WORDS.contains(&word.as_str())) {
-            return (t.to_string(), false);
+            return (t.to_string(), None);
         }
         let kept: String = if from_start {
             chars[cut..].iter().collect()
         } else {
             chars[cut..].iter().rev().collect()
         };
-        (kept, minus)
+        (kept, sign)
     };
-    let (front, minus_front) = strip_currency(text, true);
+    let (front, sign_front) = strip_currency(text, true);
     let (core, _) = strip_currency(&front, false);
     let mut core = core.as_str();
-    if minus_front {
-        negative ^= true;
+    if let Some(sign) = sign_front {
+        negative ^= sign == '-';
         signs += 1;
     }
     if let Some(rest) = core.strip_prefix('-') {
@@ -815,6 +816,9 @@ mod tests {
             ("12.00 CR", &us, 1200),
             ("12.00DR", &us, -1200),
             ("+5", &us, 500),
+            ("- $220.00", &us, -22_000),
+            ("+ $1150.00", &us, 115_000),
+            ("+£3.10", &us, 310),
             ("R 12.00", &us, 1200),
             ("12 kr", &us, 1200),
         ] {
@@ -822,7 +826,7 @@ mod tests {
         }
         for bad in [
             "", "-", "12.3.4", "1-2", "--5", "(-5)", "5 DR-", "abc", "12,50", "12a", "x12",
-            "12 50", "12'5", "12.50 S", "12.00 D", "1,5 Mio.", "R-0",
+            "12 50", "12'5", "12.50 S", "12.00 D", "1,5 Mio.", "R-0", "+ $-5", "- $+5", "+$5-",
         ] {
             assert!(dec(bad, &us).is_err(), "{bad} must not parse");
         }
