@@ -260,7 +260,11 @@ fn vaults_sharing_a_lake_each_replay_their_own_loads() {
     let before = dump(&p);
     // A second vault over the same lake loads more.
     p.file("in/card/jan.csv", CARD);
-    p.run(&["--db", "other.duckdb", "sync"]).code(0);
+    // A relative --db is relative to the working folder, not to -C: give it absolute.
+    let other = p.path("other.duckdb");
+    p.run(&["--db", other.to_str().expect("utf-8 path"), "sync"])
+        .code(0);
+    assert!(other.exists());
     std::fs::remove_file(p.path("ingestor.duckdb")).expect("remove vault");
     p.run(&["rebuild"]).code(0);
     assert_eq!(dump(&p), before);
