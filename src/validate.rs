@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 use duckdb::arrow::array::{
     Array, ArrayRef, AsArray, BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder,
     Int64Builder, StringArray, StringBuilder, Time64MicrosecondBuilder,
@@ -535,13 +535,14 @@ pub fn plain_number(s: &str, format: &ValueFormat) -> Option<String> {
         negative ^= sign == '-';
         signs += 1;
     }
+    // A sign may stand apart from the digits (`- 5.00`).
     if let Some(rest) = core.strip_prefix('-') {
         negative ^= true;
         signs += 1;
-        core = rest;
+        core = rest.trim_start();
     } else if let Some(rest) = core.strip_prefix('+') {
         signs += 1;
-        core = rest;
+        core = rest.trim_start();
     }
     if let Some(rest) = core.strip_suffix('-') {
         negative ^= true;
@@ -676,9 +677,16 @@ fn parse_date(s: &str, format: &ValueFormat) -> Result<i32, String> {
         (None, Some(period)) => return period.date(s, fmt).map(days_since_epoch),
         (None, None) => NaiveDate::parse_from_str(s, fmt),
     };
-    parsed
-        .map(days_since_epoch)
-        .map_err(|_| format!("is not a date in the format `{fmt}`"))
+    match parsed {
+        // chrono reads `18` for `%Y` as the year 18: a two-digit year read with the wrong
+        // format, never a booking date.
+        Ok(d) if d.year() < 1000 && fmt.contains("%Y") => Err(format!(
+            "has the year {}: a year written with two digits needs `%y`, not `%Y`, in              `date_format`",
+            d.year()
+        )),
+        Ok(d) => Ok(days_since_epoch(d)),
+        Err(_) => Err(format!("is not a date in the format `{fmt}`")),
+    }
 }
 
 /// `YYYY-MM-DD` exactly, without chrono's format machinery (it runs for every date
@@ -819,6 +827,9 @@ mod tests {
             ("- $220.00", &us, -22_000),
             ("+ $1150.00", &us, 115_000),
             ("+£3.10", &us, 310),
+            ("+ 5", &us, 500),
+            ("- 5.25", &us, -525),
+            ("+EUR 5", &us, 500),
             ("R 12.00", &us, 1200),
             ("12 kr", &us, 1200),
         ] {
@@ -858,6 +869,13 @@ mod tests {
         let want = days_since_epoch(NaiveDate::from_ymd_opt(2025, 11, 5).expect("date"));
         assert_eq!(parse_date("05 Nov", &f), Ok(want));
         assert!(parse_date("31 Feb", &f).is_err());
+        // A two-digit year read with `%Y` is the year 18: refused, naming `%y`.
+        let y = ValueFormat {
+            date_format: Some("%d.%m.%Y".into()),
+            ..ValueFormat::default()
+        };
+        assert!(parse_date("28.03.18", &y).unwrap_err().contains("`%y`"));
+        assert!(parse_date("28.03.2018", &y).is_ok());
         use crate::readers::period::check_year;
         assert!(check_year(Some("%d %b"), None, None, None).is_err());
         assert!(check_year(Some("%d.%m.%Y"), Some(2025), None, None).is_err());

@@ -96,7 +96,8 @@ pub struct Derivation {
     /// The column that says whether the amount is negative.
     #[serde(default)]
     pub sign: Option<String>,
-    /// The values of `sign` that make the amount negative (compared trimmed).
+    /// The values of `sign` that make the amount negative (compared trimmed, ignoring
+    /// case; `""` is an empty sign).
     #[serde(default)]
     pub negative: Vec<String>,
     /// The amount with its sign turned.

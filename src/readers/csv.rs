@@ -34,8 +34,9 @@ pub struct CsvConfig {
     /// Lines of preamble above the header row.
     #[serde(default)]
     pub skip_rows: usize,
-    /// `utf-8`, `utf-16`, `windows-1252` (or `latin1`); by default a BOM decides, then
-    /// UTF-8, with Windows-1252 for any value that is not valid UTF-8.
+    /// `utf-8`, `utf-16`, `windows-1252` (or `latin1`), or any other WHATWG encoding
+    /// label (`windows-1250`, `iso-8859-2`); by default a BOM decides, then UTF-8, with
+    /// Windows-1252 for any value that is not valid UTF-8.
     #[serde(default)]
     pub encoding: Option<String>,
     /// Decimal separator of numbers (`.` or `,`).
@@ -217,7 +218,8 @@ impl CsvConfig {
             None => Err((
                 "encoding".into(),
                 format!(
-                    "unknown encoding `{label}`, expected utf-8, utf-16, windows-1252 or latin1"
+                    "unknown encoding `{label}`, expected an encoding label such as utf-8, \
+                     utf-16, windows-1252 (latin1), windows-1250, iso-8859-2 or koi8-r"
                 ),
             )),
         }
@@ -910,7 +912,14 @@ impl CsvReader {
             _ => Err(ReadError::Malformed {
                 path: self.name.clone(),
                 line,
-                message: format!("expected {want} fields like the header, found {have}"),
+                message: format!(
+                    "expected {want} fields like {}, found {have}",
+                    if self.header.is_some() {
+                        "the header"
+                    } else {
+                        "the first row"
+                    }
+                ),
             }),
         }
     }

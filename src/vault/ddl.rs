@@ -267,9 +267,13 @@ fn field_expr(columns: &[ColumnRecord], field: &str) -> Option<String> {
         _ => None,
     });
     if let (Some((col, negative)), Some(sign)) = (signed, find(|p| matches!(p, Part::Sign))) {
-        let list: Vec<String> = negative.iter().map(|v| literal(v)).collect();
+        // Compared trimmed and ignoring case (`Af`, `AF`); an empty sign is `""`.
+        let list: Vec<String> = negative
+            .iter()
+            .map(|v| literal(&v.trim().to_lowercase()))
+            .collect();
         return Some(format!(
-            "(CASE WHEN trim({sign}) IN ({}) THEN -{col} ELSE {col} END)",
+            "(CASE WHEN lower(coalesce(trim({sign}), '')) IN ({}) THEN -{col} ELSE {col} END)",
             list.join(", ")
         ));
     }

@@ -1048,3 +1048,75 @@ fn dates_without_a_year_take_it_from_the_statement_period_in_the_preamble() {
         .code(2)
         .stderr_has(&["sources/card.toml", "period", "skip_rows"]);
 }
+
+/// Issue 10: a card export that flags credits only (`CR`) and leaves debits unflagged
+/// (M&S Bank), signs in another case than the definition's, and `+ £` amounts.
+#[test]
+fn an_empty_sign_may_be_the_negative_one_and_signs_ignore_case() {
+    let p = Project::new();
+    p.file("tags/tx.toml", crate::common::TX_TAG);
+    p.file(
+        "sources/card.toml",
+        "tags = [\"tx\"]\n[fields]\ndate = \"Date\"\nmemo = \"Description\"\n\
+         amount = { column = \"Amount\", sign = \"Flag\", negative = [\"\"] }\n\
+         [reader]\ntype = \"csv\"\npath = \"in/card\"\ndate_format = \"%d-%b-%Y\"\n\
+         thousands_separator = \",\"\nskip_rows_matching = ['^Pending']\n",
+    );
+    p.file(
+        "sources/giro.toml",
+        "tags = [\"tx\"]\n[fields]\ndate = \"Date\"\nmemo = \"Memo\"\n\
+         amount = { column = \"Bedrag\", sign = \"Af Bij\", negative = [\"Af\"] }\n\
+         [reader]\ntype = \"csv\"\npath = \"in/giro\"\n",
+    );
+    p.file(
+        "in/card/dec.csv",
+        "Date,Description,Amount,Flag,\nPending,Coffee,£3.10,,\n\
+         12-Dec-2019,Grocer,£67.40,,\n13-Dec-2019,Payment,\"+ £1,100.00\",CR,\n",
+    );
+    p.file(
+        "in/giro/dec.csv",
+        "Date,Memo,Bedrag,Af Bij\n2019-12-14,Rent,800.00,AF\n2019-12-15,Salary,2000.00,BIJ\n",
+    );
+    p.sync().code(0);
+    assert_eq!(
+        p.texts("SELECT amount::VARCHAR || ' ' || memo FROM main.tx ORDER BY date"),
+        [
+            "-67.40 Grocer",
+            "1100.00 Payment",
+            "-800.00 Rent",
+            "2000.00 Salary"
+        ]
+    );
+}
+
+/// Issue 10: a Czech export in Windows-1250, whose letters Windows-1252 would turn into
+/// others (`ě` is not in it), is read with the encoding the source names.
+#[test]
+fn a_windows_1250_export_reads_with_its_encoding() {
+    let p = Project::new();
+    p.file("tags/tx.toml", crate::common::TX_TAG);
+    p.file(
+        "sources/cz.toml",
+        "tags = [\"tx\"]\n[fields]\ndate = \"Datum zaúčtování\"\namount = \"Částka\"\nmemo = \"Poznámka\"\n\
+         [reader]\ntype = \"csv\"\npath = \"in\"\nencoding = \"windows-1250\"\n\
+         decimal_separator = \",\"\ndate_format = \"%d.%m.%Y\"\n",
+    );
+    let text =
+        "Datum zaúčtování;Částka;Poznámka;\r\n02.05.2018;-111,11;Nákup potravin, Třebíč;\r\n";
+    let (bytes, _, unmappable) = encoding_rs::WINDOWS_1250.encode(text);
+    assert!(!unmappable);
+    p.file("in/pohyby.csv", bytes);
+    p.sync().code(0);
+    assert_eq!(
+        p.texts("SELECT amount::VARCHAR || ' ' || memo FROM main.tx"),
+        ["-111.11 Nákup potravin, Třebíč"]
+    );
+    // A label that names no encoding is a definition error listing some that do.
+    p.file(
+        "sources/cz.toml",
+        "tags = [\"tx\"]\n[reader]\ntype = \"csv\"\npath = \"in\"\nencoding = \"czech\"\n",
+    );
+    p.run(&["check"])
+        .code(2)
+        .stderr_has(&["sources/cz.toml", "encoding", "windows-1250"]);
+}
