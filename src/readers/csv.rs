@@ -79,6 +79,13 @@ pub struct CsvConfig {
     /// the file: DuckDB needs several times a value's size in memory to store it.
     #[serde(default)]
     pub max_value_bytes: Option<usize>,
+    /// A column that continuation rows add to: a row with a value in that column only
+    /// (a description wrapped onto a second line) is appended to the row above.
+    #[serde(default)]
+    pub continuation: Option<String>,
+    /// Values that stand for no value, such as `["--", "N/A"]` (compared trimmed).
+    #[serde(default)]
+    pub null_values: Vec<String>,
     /// Rows with another number of fields than the header: an error unless `"pad"`
     /// (short rows get NULLs) or `"join"` (extra fields joined into the last column).
     #[serde(default)]
@@ -474,6 +481,12 @@ pub struct CsvReader {
     period: Option<super::period::Period>,
     /// Header fields at its end that are empty (a header line ending in a delimiter).
     nameless_tail: usize,
+    /// The column continuation rows add to (`continuation`), and the last row read,
+    /// held until the next shows whether it continues it: (values, line).
+    continuation: Option<usize>,
+    held: Option<(Vec<Option<String>>, u64)>,
+    /// Values that mean "no value" (`null_values`), trimmed.
+    nulls: std::collections::HashSet<String>,
 }
 
 /// The default of `max_value_bytes`: far above any field of an export, and small enough
@@ -643,6 +656,15 @@ impl CsvReader {
                 .map(|c| Field::new(c, DataType::Utf8, true))
                 .collect::<Vec<_>>(),
         ));
+        let continuation = match &config.continuation {
+            None => None,
+            Some(c) => Some(columns.iter().position(|n| n == c).ok_or_else(|| {
+                invalid(format!(
+                    "`continuation` names column `{c}`, which it does not have (its columns: {})",
+                    columns.join(", ")
+                ))
+            })?),
+        };
         let skip = config
             .skip_rows_matching
             .iter()
@@ -671,6 +693,13 @@ impl CsvReader {
             quote,
             max_value: config.max_value_bytes.unwrap_or(MAX_VALUE_BYTES),
             period,
+            continuation,
+            held: None,
+            nulls: config
+                .null_values
+                .iter()
+                .map(|v| v.trim().to_string())
+                .collect(),
             nameless_tail: if with_header {
                 header
                     .iter()
@@ -783,22 +812,38 @@ impl InputReader for CsvReader {
                     ),
                 });
             }
-            for (i, (raw, builder)) in self.record.iter().zip(builders.iter_mut()).enumerate() {
-                let text = decode(raw, self.fallback_1252).ok_or_else(|| ReadError::Malformed {
-                    path: self.name.clone(),
-                    line,
-                    message: format!(
-                        "column `{}` is not valid UTF-8 (set `encoding` in the source)",
-                        self.columns[i]
-                    ),
-                })?;
-                if text.trim().is_empty() {
-                    builder.append_null();
-                } else {
-                    builder.append_value(text);
+            if let Some(c) = self.continuation {
+                // Rows are held back one: the next may continue the last.
+                let values = self.row_values(line)?;
+                let continues = values
+                    .iter()
+                    .enumerate()
+                    .all(|(i, v)| (i == c) == v.is_some());
+                if let (true, Some((held, _))) = (continues, &mut self.held) {
+                    let more = values[c].as_deref().unwrap_or_default();
+                    match &mut held[c] {
+                        Some(text) => {
+                            text.push(' ');
+                            text.push_str(more);
+                        }
+                        empty => *empty = Some(more.to_string()),
+                    }
+                } else if let Some((held, at)) = self.held.replace((values, line)) {
+                    append_row(&mut builders, &held);
+                    rows.push(at as i64);
                 }
+                continue;
+            }
+            for (i, (raw, builder)) in self.record.iter().zip(builders.iter_mut()).enumerate() {
+                builder.append_option(self.field(i, raw, line)?);
             }
             rows.push(line as i64);
+        }
+        if self.done {
+            if let Some((held, at)) = self.held.take() {
+                append_row(&mut builders, &held);
+                rows.push(at as i64);
+            }
         }
         // The bytes of records already parsed are not needed for the end-of-input check.
         self.lines
@@ -825,6 +870,13 @@ impl InputReader for CsvReader {
     }
 }
 
+/// One row of values into the batch's builders.
+fn append_row(builders: &mut [StringBuilder], values: &[Option<String>]) {
+    for (builder, value) in builders.iter_mut().zip(values) {
+        builder.append_option(value.as_deref());
+    }
+}
+
 /// What a row read is.
 enum RowKind {
     Data,
@@ -835,6 +887,37 @@ enum RowKind {
 }
 
 impl CsvReader {
+    /// The record's values, decoded: NULL where empty or one of `null_values`.
+    fn row_values(&self, line: u64) -> Result<Vec<Option<String>>, ReadError> {
+        self.record
+            .iter()
+            .enumerate()
+            .map(|(i, raw)| Ok(self.field(i, raw, line)?.map(|t| t.into_owned())))
+            .collect()
+    }
+
+    /// Field `i` of the record on `line`, decoded: `None` where empty or one of
+    /// `null_values`.
+    fn field<'r>(
+        &self,
+        i: usize,
+        raw: &'r [u8],
+        line: u64,
+    ) -> Result<Option<std::borrow::Cow<'r, str>>, ReadError> {
+        let text = decode(raw, self.fallback_1252).ok_or_else(|| ReadError::Malformed {
+            path: self.name.clone(),
+            line,
+            message: format!(
+                "column `{}` is not valid UTF-8 (set `encoding` in the source)",
+                self.columns[i]
+            ),
+        })?;
+        let trimmed = text.trim();
+        // No hashing for sources without `null_values`: this runs for every field.
+        let null = trimmed.is_empty() || !self.nulls.is_empty() && self.nulls.contains(trimmed);
+        Ok((!null).then_some(text))
+    }
+
     fn row_kind(&self) -> RowKind {
         if let Some(header) = &self.header {
             let repeated = self.record.len() == header.len()
@@ -1176,6 +1259,45 @@ mod tests {
         c.ragged = Some(Ragged::Join);
         let (_, rows, _) = read_all(&c, b"a,b,c\n3,4,5,6\n").expect("join");
         assert_eq!(rows[0][2].as_deref(), Some("5,6"));
+    }
+
+    /// Issue 10: OCBC wraps a transaction's description onto a second row (`,,MERCHANT,,`);
+    /// Garmin writes `--` for no value.
+    #[test]
+    fn continuation_rows_and_null_values() {
+        let mut c = config("x");
+        c.continuation = Some("Description".into());
+        c.null_values = vec!["--".into()];
+        let text = b"Date,Description,Amount\n01/04/2018,FAST PAYMENT,-5.00\n,to Anna,\n,rent,\n\
+                     02/04/2018,SALARY,--\n,ACME PTE LTD,\n03/04/2018,ATM,-20.00\n";
+        let (_, rows, lines) = read_all(&c, text).expect("read");
+        let described: Vec<(Option<&str>, Option<&str>)> = rows
+            .iter()
+            .map(|r| (r[1].as_deref(), r[2].as_deref()))
+            .collect();
+        assert_eq!(
+            described,
+            [
+                (Some("FAST PAYMENT to Anna rent"), Some("-5.00")),
+                (Some("SALARY ACME PTE LTD"), None),
+                (Some("ATM"), Some("-20.00")),
+            ]
+        );
+        assert_eq!(lines, [2, 5, 7]);
+        // Across batches: the held row is given out with the next batch or at the end.
+        let mut many = String::from("Date,Description,Amount\n");
+        for i in 0..(BATCH_ROWS + 10) {
+            many.push_str(&format!("2018-01-01,row {i},1\n,more {i},\n"));
+        }
+        let (_, rows, _) = read_all(&c, many.as_bytes()).expect("read");
+        assert_eq!(rows.len(), BATCH_ROWS + 10);
+        assert_eq!(
+            rows[BATCH_ROWS][1].as_deref(),
+            Some(&*format!("row {BATCH_ROWS} more {BATCH_ROWS}"))
+        );
+        c.continuation = Some("Memo".into());
+        let err = read_all(&c, text).expect_err("no such column");
+        assert!(err.to_string().contains("`Memo`"), "{err}");
     }
 
     /// Issue 10: a trailing delimiter on data lines (Woolworths Money, DKB) or on the

@@ -1120,3 +1120,38 @@ fn a_windows_1250_export_reads_with_its_encoding() {
         .code(2)
         .stderr_has(&["sources/cz.toml", "encoding", "windows-1250"]);
 }
+
+/// Issue 10: an OCBC-shaped export (preamble, descriptions wrapped onto a second row,
+/// withdrawals and deposits in two columns) loads one row per transaction.
+#[test]
+fn continuation_rows_join_the_transaction_above() {
+    let p = Project::new();
+    p.file("tags/tx.toml", crate::common::TX_TAG);
+    p.file(
+        "sources/ocbc.toml",
+        "tags = [\"tx\"]\n[fields]\ndate = \"Transaction date\"\nmemo = \"Description\"\n\
+         amount = { credit = \"Deposits (SGD)\", debit = \"Withdrawals (SGD)\" }\n\
+         [reader]\ntype = \"csv\"\npath = \"in\"\nskip_rows = 5\ndate_format = \"%d/%m/%Y\"\n\
+         thousands_separator = \",\"\ncontinuation = \"Description\"\nnull_values = [\"-\"]\n",
+    );
+    p.file(
+        "in/history.csv",
+        "Account details for:,360 Account 123-456789-001\nAvailable Balance,\"6,666.66\"\n\
+         Ledger Balance,\"6,666.66\"\n\nTransaction History \n\
+         Transaction date,Value date,Description,Withdrawals (SGD),Deposits (SGD)\n\
+         16/04/2018,16/04/2018,FAST PAYMENT,\"1,000.00\",-\n,,to ANNA TAN,,\n\
+         17/04/2018,17/04/2018,SALARY,,\"5,432.10\"\n,,ACME PTE LTD,,\n,,APRIL,,\n\n",
+    );
+    p.sync().code(0);
+    assert_eq!(
+        p.texts("SELECT strftime(date, '%Y-%m-%d') || ' ' || amount::VARCHAR || ' ' || memo FROM main.tx ORDER BY date"),
+        [
+            "2018-04-16 -1000.00 FAST PAYMENT to ANNA TAN",
+            "2018-04-17 5432.10 SALARY ACME PTE LTD APRIL",
+        ]
+    );
+    assert_eq!(
+        p.texts("SELECT \"row_number\"::VARCHAR FROM main.ocbc ORDER BY 1"),
+        ["7", "9"]
+    );
+}
