@@ -680,11 +680,10 @@ fn parse_date(s: &str, format: &ValueFormat) -> Result<i32, String> {
     match parsed {
         // chrono reads `18` for `%Y` as the year 18: a two-digit year read with the wrong
         // format, never a booking date.
-        Ok(d) if d.year() < 1000 && fmt.contains("%Y") => Err(format!(
-            "has the year {}: a year written with two digits needs `%y`, not `%Y`, in              `date_format`",
-            d.year()
-        )),
-        Ok(d) => Ok(days_since_epoch(d)),
+        Ok(d) => {
+            crate::readers::period::two_digit_year(d.year(), fmt)?;
+            Ok(days_since_epoch(d))
+        }
         Err(_) => Err(format!("is not a date in the format `{fmt}`")),
     }
 }
@@ -708,11 +707,13 @@ fn parse_timestamp(s: &str, format: &ValueFormat) -> Result<i64, String> {
         // A format with an offset (`%z`, `%:z`, `%#z`) gives an instant, kept as UTC;
         // parsing it as a naive time would drop the offset.
         let parsed = if has_offset(fmt) {
-            DateTime::parse_from_str(s, fmt).map(|t| t.timestamp_micros())
+            DateTime::parse_from_str(s, fmt).map(|t| t.naive_utc())
         } else {
-            NaiveDateTime::parse_from_str(s, fmt).map(|t| t.and_utc().timestamp_micros())
+            NaiveDateTime::parse_from_str(s, fmt)
         };
-        return parsed.map_err(|_| format!("is not a timestamp in the format `{fmt}`"));
+        let t = parsed.map_err(|_| format!("is not a timestamp in the format `{fmt}`"))?;
+        crate::readers::period::two_digit_year(t.year(), fmt)?;
+        return Ok(t.and_utc().timestamp_micros());
     }
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.timestamp_micros());
@@ -875,6 +876,15 @@ mod tests {
             ..ValueFormat::default()
         };
         assert!(parse_date("28.03.18", &y).unwrap_err().contains("`%y`"));
+        let iso = ValueFormat {
+            date_format: Some("%F".into()),
+            timestamp_format: Some("%d.%m.%Y %H:%M".into()),
+            ..ValueFormat::default()
+        };
+        assert!(parse_date("18-03-28", &iso).unwrap_err().contains("`%y`"));
+        assert!(parse_timestamp("28.03.18 10:00", &iso)
+            .unwrap_err()
+            .contains("`%y`"));
         assert!(parse_date("28.03.2018", &y).is_ok());
         use crate::readers::period::check_year;
         assert!(check_year(Some("%d %b"), None, None, None).is_err());
@@ -885,8 +895,8 @@ mod tests {
         let p = ValueFormat {
             date_format: Some("%d %b".into()),
             period: Some(crate::readers::period::Period {
-                start: NaiveDate::from_ymd_opt(2025, 11, 20).expect("date"),
-                end: NaiveDate::from_ymd_opt(2026, 1, 19).expect("date"),
+                start: NaiveDate::from_ymd_opt(2025, 11, 20),
+                end: NaiveDate::from_ymd_opt(2026, 1, 19),
             }),
             ..ValueFormat::default()
         };

@@ -481,6 +481,9 @@ pub struct CsvReader {
     period: Option<super::period::Period>,
     /// Header fields at its end that are empty (a header line ending in a delimiter).
     nameless_tail: usize,
+    /// Empty fields the first data row has beyond the header (a trailing delimiter):
+    /// rows with just as many are cut to the header's width.
+    trailing: usize,
     /// The column continuation rows add to (`continuation`), and the last row read,
     /// held until the next shows whether it continues it: (values, line).
     continuation: Option<usize>,
@@ -557,7 +560,12 @@ impl CsvReader {
             Some(p) => {
                 let rule = super::period::PeriodRule::new(p, config.period_format.as_deref())
                     .map_err(|(_, m)| invalid(m))?;
-                let looked_in = format!("the {} lines above the header", config.skip_rows);
+                let looked_in = match config.skip_rows {
+                    0 => "the lines above the header, and there are none (`skip_rows`, or \
+                          `header_row` for a text file named .xls, says how many)"
+                        .to_string(),
+                    n => format!("the {n} lines above the header"),
+                };
                 Some(rule.find(&preamble, &looked_in).map_err(invalid)?)
             }
         };
@@ -658,6 +666,13 @@ impl CsvReader {
         ));
         let continuation = match &config.continuation {
             None => None,
+            Some(_) if columns.len() < 2 => {
+                return Err(invalid(
+                    "`continuation` needs a file of two columns or more: with one, every row \
+                     would continue the first"
+                        .into(),
+                ))
+            }
             Some(c) => Some(columns.iter().position(|n| n == c).ok_or_else(|| {
                 invalid(format!(
                     "`continuation` names column `{c}`, which it does not have (its columns: {})",
@@ -695,6 +710,7 @@ impl CsvReader {
             period,
             continuation,
             held: None,
+            trailing: 0,
             nulls: config
                 .null_values
                 .iter()
@@ -794,6 +810,22 @@ impl InputReader for CsvReader {
                 RowKind::Skip => continue,
                 RowKind::Data => {}
             }
+            if !self.seen_data {
+                // Whether rows end in delimiters is decided once, by the first data row:
+                // an unquoted comma in one row must not pass for a trailing one.
+                let want = self.columns.len();
+                self.trailing = if self.record.len() > want
+                    && self
+                        .record
+                        .iter()
+                        .skip(want)
+                        .all(|f| f.trim_ascii().is_empty())
+                {
+                    self.record.len() - want
+                } else {
+                    0
+                };
+            }
             if self.record.len() != self.columns.len() {
                 self.fit(line)?;
             }
@@ -821,12 +853,24 @@ impl InputReader for CsvReader {
                     .all(|(i, v)| (i == c) == v.is_some());
                 if let (true, Some((held, _))) = (continues, &mut self.held) {
                     let more = values[c].as_deref().unwrap_or_default();
-                    match &mut held[c] {
+                    let joined = match &mut held[c] {
                         Some(text) => {
                             text.push(' ');
                             text.push_str(more);
+                            text.len()
                         }
-                        empty => *empty = Some(more.to_string()),
+                        empty => empty.insert(more.to_string()).len(),
+                    };
+                    if joined > self.max_value {
+                        return Err(ReadError::Malformed {
+                            path: self.name.clone(),
+                            line,
+                            message: format!(
+                                "continuation rows add up to a value of {joined} bytes in \
+                                 column `{}`, more than the limit of {} (`max_value_bytes`)",
+                                self.columns[c], self.max_value
+                            ),
+                        });
                     }
                 } else if let Some((held, at)) = self.held.replace((values, line)) {
                     append_row(&mut builders, &held);
@@ -868,6 +912,15 @@ impl InputReader for CsvReader {
             place: super::Place::Lines,
         }))
     }
+}
+
+/// A row's fields, trimmed, without the empty ones at its end.
+fn filled<'a>(fields: impl Iterator<Item = &'a [u8]>) -> Vec<&'a [u8]> {
+    let mut out: Vec<&[u8]> = fields.map(<[u8]>::trim_ascii).collect();
+    while out.last().is_some_and(|f| f.is_empty()) {
+        out.pop();
+    }
+    out
 }
 
 /// One row of values into the batch's builders.
@@ -920,12 +973,9 @@ impl CsvReader {
 
     fn row_kind(&self) -> RowKind {
         if let Some(header) = &self.header {
-            let repeated = self.record.len() == header.len()
-                && self
-                    .record
-                    .iter()
-                    .zip(header)
-                    .all(|(f, h)| f.trim_ascii() == h.as_slice());
+            // Compared without trailing empty fields: a repeated header may have a
+            // trailing delimiter the first one has not, or lack it.
+            let repeated = filled(self.record.iter()) == filled(header.iter().map(Vec::as_slice));
             if repeated {
                 return RowKind::Skip;
             }
@@ -958,7 +1008,7 @@ impl CsvReader {
         // A trailing delimiter (`1;2;3;`) adds empty fields after the last column, and a
         // header ending in one has nameless columns a row may leave out: neither makes a
         // row ragged, and no value is lost or moved.
-        if have > want
+        if have == want + self.trailing
             && self
                 .record
                 .iter()
@@ -968,7 +1018,16 @@ impl CsvReader {
             self.record.truncate(want);
             return Ok(());
         }
-        if have < want && want - have <= self.nameless_tail {
+        // A continuation row may stop after its one value.
+        let continues_short = self.continuation.is_some_and(|c| {
+            c < have
+                && self
+                    .record
+                    .iter()
+                    .enumerate()
+                    .all(|(i, f)| (i == c) != f.trim_ascii().is_empty())
+        });
+        if have < want && (want - have <= self.nameless_tail || continues_short) {
             for _ in have..want {
                 self.record.push_field(b"");
             }
@@ -1295,9 +1354,21 @@ mod tests {
             rows[BATCH_ROWS][1].as_deref(),
             Some(&*format!("row {BATCH_ROWS} more {BATCH_ROWS}"))
         );
+        // Continuation rows may stop after their value; other short rows are ragged.
+        let (_, rows, _) = read_all(&c, b"Date,Description,Amount\n1,A,2\n,b\n").expect("short");
+        assert_eq!(rows[0][1].as_deref(), Some("A b"));
+        assert!(read_all(&c, b"Date,Description,Amount\n1,A,2\n3,b\n").is_err());
+        // Joined values are held to `max_value_bytes`.
+        c.max_value_bytes = Some(10);
+        let err = read_all(&c, b"Date,Description,Amount\n1,A,2\n,bbbbb\n,ccccc\n")
+            .expect_err("too long joined");
+        assert!(err.to_string().contains("line 4"), "{err}");
+        c.max_value_bytes = None;
         c.continuation = Some("Memo".into());
         let err = read_all(&c, text).expect_err("no such column");
         assert!(err.to_string().contains("`Memo`"), "{err}");
+        c.continuation = Some("only".into());
+        assert!(read_all(&c, b"only\nx\n").is_err());
     }
 
     /// Issue 10: a trailing delimiter on data lines (Woolworths Money, DKB) or on the
@@ -1305,7 +1376,7 @@ mod tests {
     #[test]
     fn trailing_delimiters_do_not_make_rows_ragged() {
         let c = config("x");
-        let (cols, rows, _) = read_all(&c, b"a,b,c\n1,2,3,\n4,5,6, ,\n").expect("data tail");
+        let (cols, rows, _) = read_all(&c, b"a,b,c\n1,2,3,\n4,5,6, \n").expect("data tail");
         assert_eq!(cols, ["a", "b", "c"]);
         assert_eq!(
             rows[1],
@@ -1319,6 +1390,16 @@ mod tests {
         );
         let err = read_all(&c, b"a,b,c\n1,2,3,x\n").expect_err("a value beyond the header");
         assert!(err.to_string().contains("line 2"), "{err}");
+        // Decided by the first data row: an unquoted comma in a later row (`Smith, John`)
+        // with an empty last field is no trailing delimiter.
+        let err = read_all(&c, b"Date,Payee,Memo\n1,Anna,x\n2,Smith, John,\n")
+            .expect_err("shifted values");
+        assert!(err.to_string().contains("line 3"), "{err}");
+        // A repeated header with or without the trailing delimiter is still dropped.
+        let (_, rows, _) = read_all(&c, b"a,b,c\n1,2,3,\na,b,c\n4,5,6,\n").expect("repeat");
+        assert_eq!(rows.len(), 2);
+        let (_, rows, _) = read_all(&c, b"a,b,c,\n1,2,3\na,b,c\n").expect("repeat");
+        assert_eq!(rows.len(), 1);
         let err = read_all(&c, b"a,b,c,\n1,2\n").expect_err("a named column left out");
         assert!(err.to_string().contains("line 2"), "{err}");
     }

@@ -373,7 +373,13 @@ impl Cell {
             Cell::Bool(b) => Some(b.to_string()),
             Cell::Date(d) => Some(d.format("%Y-%m-%d").to_string()),
             Cell::DateTime(t) => Some(t.format("%Y-%m-%dT%H:%M:%S%.f").to_string()),
-            Cell::Time(t) => Some(t.format("%H:%M:%S%.f").to_string()),
+            Cell::Time(t) => {
+                // As the hash recipe writes it (`00:00:01.5`), so that a column mixing
+                // times and durations reads like duration text.
+                let mut out = Vec::new();
+                crate::canonical::canonical_time(time_micros(t), &mut out);
+                Some(String::from_utf8_lossy(&out).into_owned())
+            }
             Cell::Text(s) => Some(s.clone()),
         }
     }
@@ -464,6 +470,11 @@ fn time_of_day(ms: i64) -> NaiveTime {
     .unwrap_or(NaiveTime::MIN)
 }
 
+/// Microseconds since midnight.
+fn time_micros(t: &NaiveTime) -> i64 {
+    i64::from(t.num_seconds_from_midnight()) * 1_000_000 + i64::from(t.nanosecond() / 1000)
+}
+
 /// A duration as `[hh]:mm:ss` shows it: `01:23:45`, `36:00:00`, `-00:30:00`,
 /// `00:00:01.5` (as a time of day under a day long, so that a column of both reads alike).
 fn duration_text(ms: i64) -> String {
@@ -488,10 +499,20 @@ fn iso_duration_ms(s: &str) -> Option<i64> {
     let (days, time) = rest.split_once('T').unwrap_or((rest, ""));
     let mut ms: f64 = 0.0;
     if !days.is_empty() {
-        ms += days.strip_suffix('D')?.parse::<f64>().ok()? * 86_400_000.0;
+        let d = days.strip_suffix('D')?;
+        if d.starts_with(['-', '+']) {
+            return None;
+        }
+        ms += d.parse::<f64>().ok()? * 86_400_000.0;
+    }
+    if days.is_empty() && time.is_empty() {
+        return None;
     }
     let mut number = String::new();
     for c in time.chars() {
+        if c == '-' || c == '+' {
+            return None;
+        }
         let unit = match c {
             'H' => 3_600_000.0,
             'M' => 60_000.0,
@@ -1102,20 +1123,33 @@ impl ExcelReader {
                 });
             }
         }
-        // The statement period: in the rows above the header of the first sheet that
-        // names one.
+        // The statement period, in the rows above each sheet's header: one period for
+        // the unit, so sheets that state different ones are refused, not given the first.
         let period = match &rules.period {
             None => None,
             Some(rule) => {
-                let mut errors = Vec::new();
-                let found = tables.iter().find_map(|t| {
+                let mut found: Option<(Period, &str)> = None;
+                for t in &tables {
                     let looked_in = format!("the rows above sheet `{}`'s header", t.sheet);
-                    rule.find(&t.preamble, &looked_in)
-                        .map_err(|e| errors.push(e))
-                        .ok()
-                });
-                let first_error = || errors.into_iter().next().unwrap_or_default();
-                Some(found.ok_or_else(|| read_error(name, first_error()))?)
+                    let p = rule
+                        .find(&t.preamble, &looked_in)
+                        .map_err(|m| read_error(name, m))?;
+                    match found {
+                        Some((first, sheet)) if first != p => {
+                            return Err(read_error(
+                                name,
+                                format!(
+                                    "sheet `{sheet}` states the period {first} and sheet `{}` \
+                                     {p}: read each sheet with its own source (`sheet`)",
+                                    t.sheet
+                                ),
+                            ))
+                        }
+                        Some(_) => {}
+                        None => found = Some((p, &t.sheet)),
+                    }
+                }
+                found.map(|(p, _)| p)
             }
         };
         Ok(ExcelReader {
@@ -1193,10 +1227,7 @@ fn build(kind: &Kind, rows: &[(u32, Vec<Cell>)], c: usize) -> ArrayRef {
             let mut b = Time64MicrosecondBuilder::with_capacity(rows.len());
             for cell in cells {
                 match cell {
-                    Cell::Time(t) => b.append_value(
-                        i64::from(t.num_seconds_from_midnight()) * 1_000_000
-                            + i64::from(t.nanosecond() / 1000),
-                    ),
+                    Cell::Time(t) => b.append_value(time_micros(t)),
                     _ => b.append_null(),
                 }
             }
@@ -1226,27 +1257,29 @@ fn looks_like_header(cells: &[&Data], width: usize) -> bool {
             .all(|c| matches!(c, Data::String(s) if !s.trim().is_empty()))
 }
 
-/// The header among `rows`: of the rows that look like one above the first row holding a
-/// number, date or boolean (the data), the one with the most filled cells, the first of
-/// them on a tie. A `Period:` | `01.12.2025 - 31.12.2025` row above the table looks like
-/// a header too, but is narrower than the real one.
+/// The header among `rows`. Rows above the data (the first row more than half filled
+/// that holds a number, date or boolean) may hold titles and `Period:` | `dates` or
+/// `Balance` | `1234.56` lines: of the header-like rows there, the widest, the first of
+/// them on a tie. A sheet of text only has no such row: its first header-like row.
 fn find_header<'a>(rows: impl Iterator<Item = (u32, Vec<&'a Data>)>, width: usize) -> Option<u32> {
-    let mut best: Option<(u32, usize)> = None;
+    let mut first = None;
+    let mut widest: Option<(u32, usize)> = None;
     for (r, cells) in rows {
+        let filled = cells.iter().filter(|c| !matches!(c, Data::Empty)).count();
         if looks_like_header(&cells, width) {
-            let filled = cells.iter().filter(|c| !matches!(c, Data::Empty)).count();
-            if best.is_none_or(|(_, most)| filled > most) {
-                best = Some((r, filled));
+            first.get_or_insert(r);
+            if widest.is_none_or(|(_, most)| filled > most) {
+                widest = Some((r, filled));
             }
-        } else if best.is_some()
+        } else if filled * 2 > width
             && cells
                 .iter()
                 .any(|c| !matches!(c, Data::Empty | Data::String(_)))
         {
-            break;
+            return widest.map(|(r, _)| r);
         }
     }
-    best.map(|(r, _)| r)
+    first
 }
 
 /// Find the table of one sheet: its header, columns and data rows.
@@ -1518,6 +1551,13 @@ mod tests {
         assert_eq!(ods("-PT0H30M"), Ok(Cell::Text("-00:30:00".into())));
         assert_eq!(ods("PT0H0M1.5S"), Ok(Cell::Time(time_of_day(1500))));
         assert_eq!(ods("PTXH"), Ok(Cell::Text("PTXH".into())));
+        for odd in ["P", "PT", "-P", "-PT", "P1DT-25H", "P-1D"] {
+            assert_eq!(ods(odd), Ok(Cell::Text(odd.into())), "{odd}");
+        }
+        assert_eq!(
+            Cell::Time(time_of_day(1500)).text().as_deref(),
+            Some("00:00:01.5")
+        );
     }
 
     #[test]
@@ -1548,10 +1588,54 @@ mod tests {
             &Data::String("of".into()),
             &Data::String("all".into()),
         ];
-        let rows = [&title, &period, &header, &data, &later, &later];
+        let full = [
+            &Data::String("x".into()),
+            &Data::Float(1.0),
+            &Data::Float(2.0),
+        ];
+        let rows = [&title, &period, &header, &full, &later, &later];
         let numbered = || rows.iter().enumerate().map(|(i, r)| (i as u32, r.to_vec()));
         assert_eq!(find_header(numbered(), 3), Some(2));
         assert_eq!(find_header(numbered().take(2), 3), Some(1));
         assert_eq!(find_header(numbered().take(1), 3), None);
+        // A balance line above a wider table is not its data.
+        let balance = [
+            &Data::String("Balance".into()),
+            &Data::Float(1234.56),
+            &Data::Empty,
+            &Data::Empty,
+        ];
+        let wide = [
+            &Data::String("Date".into()),
+            &Data::String("Text".into()),
+            &Data::String("Amount".into()),
+            &Data::String("Balance".into()),
+        ];
+        let row = [
+            &Data::String("x".into()),
+            &Data::String("y".into()),
+            &Data::Float(1.0),
+            &Data::Float(2.0),
+        ];
+        let period4 = [period[0], period[1], &Data::Empty, &Data::Empty];
+        let rows4 = [&period4, &balance, &wide, &row];
+        let numbered = || {
+            rows4
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (i as u32, r.to_vec()))
+        };
+        assert_eq!(find_header(numbered(), 4), Some(2));
+        // Text only, the header with a blank cell: the first header-like row.
+        let gap = [wide[0], wide[1], &Data::Empty, wide[3]];
+        let text = [later[0], later[1], later[2], later[0]];
+        let rows_text = [&gap, &text, &text];
+        let numbered = || {
+            rows_text
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (i as u32, r.to_vec()))
+        };
+        assert_eq!(find_header(numbered(), 4), Some(0));
     }
 }

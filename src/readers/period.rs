@@ -1,12 +1,15 @@
 //! Dates written without a year (`05 Nov`): the year a source names (`year`), or the one
 //! its statement period gives (`period`, found in the lines above the data).
 //!
-//! The rule for a period: a date takes the year that puts it inside the period; if no
-//! year does, the year that puts it nearest to the period, at most 31 days before its
-//! start or after its end (a purchase booked days after it was made); otherwise, or if
-//! two years put it inside (a period longer than a year), the value is an error.
+//! The rule for a period with a start and an end: a date takes the year that puts it
+//! inside the period; if no year does, the year that puts it nearest to the period, at
+//! most 31 days before its start or after its end (a purchase booked days after it was
+//! made). With an end only (a statement date), the latest year that puts the date on or
+//! before it; with a start only, the earliest that puts it on or after it. Any other
+//! date, a tie, or a date another year would put within 31 days on the far side of a
+//! lone bound, is an error: a year is never guessed.
 
-use chrono::{Datelike, Months, NaiveDate};
+use chrono::{Datelike, NaiveDate};
 use regex::Regex;
 
 use super::pattern;
@@ -14,18 +17,25 @@ use super::pattern;
 /// How far outside its period a statement's date may lie and still take a year from it.
 pub const SLACK_DAYS: i64 = 31;
 
-/// A statement's period, both days included.
+/// The longest period a statement may state: longer ones do not tell a date's year.
+const MAX_DAYS: i64 = 366;
+
+/// A statement's period, both days included; at least one bound is known.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Period {
-    pub start: NaiveDate,
-    pub end: NaiveDate,
+    pub start: Option<NaiveDate>,
+    pub end: Option<NaiveDate>,
 }
 
 impl Period {
     /// The date `text` (in `format`, which has no year) names, with the year the period
     /// gives it; the error says why there is none.
     pub fn date(&self, text: &str, format: &str) -> Result<NaiveDate, String> {
-        let candidates: Vec<NaiveDate> = (self.start.year() - 1..=self.end.year() + 1)
+        let (Some(first), Some(last)) = (self.start.or(self.end), self.end.or(self.start)) else {
+            return Err("has no year: the statement period has neither start nor end".into());
+        };
+        let candidates: Vec<NaiveDate> = (first.year().saturating_sub(1)
+            ..=last.year().saturating_add(1))
             .filter_map(|y| {
                 NaiveDate::parse_from_str(&format!("{text} {y}"), &format!("{format} %Y")).ok()
             })
@@ -33,47 +43,89 @@ impl Period {
         if candidates.is_empty() {
             return Err(format!("is not a date in the format `{format}`"));
         }
-        let inside: Vec<&NaiveDate> = candidates
-            .iter()
-            .filter(|d| (self.start..=self.end).contains(d))
-            .collect();
-        match inside[..] {
-            [one] => return Ok(*one),
-            [a, b, ..] => {
-                return Err(format!(
-                    "falls in the statement period {self} in {} and in {}: a period longer \
-                     than a year does not tell the year of a date without one",
-                    a.year(),
-                    b.year()
-                ))
-            }
-            [] => {}
-        }
-        let distance = |d: &NaiveDate| {
-            if *d < self.start {
-                (self.start - *d).num_days()
-            } else {
-                (*d - self.end).num_days()
-            }
+        let days = |a: NaiveDate, b: NaiveDate| (a - b).num_days();
+        let ambiguous = |a: &NaiveDate, b: &NaiveDate| {
+            format!(
+                "could be {a} or {b} for the statement period {self}, so its year is not \
+                 known"
+            )
         };
-        candidates
-            .iter()
-            .min_by_key(|d| distance(d))
-            .filter(|d| distance(d) <= SLACK_DAYS)
-            .copied()
-            .ok_or_else(|| {
-                format!(
-                    "is more than {SLACK_DAYS} days outside the statement period {self} in \
-                     every year, so its year is not known"
-                )
-            })
+        let outside = || {
+            format!(
+                "is more than {SLACK_DAYS} days outside the statement period {self} in every \
+                 year, so its year is not known"
+            )
+        };
+        match (self.start, self.end) {
+            (Some(start), Some(end)) => {
+                let inside: Vec<&NaiveDate> = candidates
+                    .iter()
+                    .filter(|d| (start..=end).contains(d))
+                    .collect();
+                match inside[..] {
+                    [one] => return Ok(*one),
+                    [a, b, ..] => return Err(ambiguous(a, b)),
+                    [] => {}
+                }
+                let distance = |d: &NaiveDate| days(start, *d).max(days(*d, end));
+                let mut near: Vec<&NaiveDate> = candidates
+                    .iter()
+                    .filter(|d| distance(d) <= SLACK_DAYS)
+                    .collect();
+                near.sort_by_key(|d| distance(d));
+                match near[..] {
+                    [a, b, ..] if distance(a) == distance(b) => Err(ambiguous(a, b)),
+                    [a, ..] => Ok(*a),
+                    [] => Err(outside()),
+                }
+            }
+            (None, Some(end)) => {
+                let chosen = candidates.iter().rfind(|d| **d <= end);
+                let beyond = candidates
+                    .iter()
+                    .find(|d| **d > end && days(**d, end) <= SLACK_DAYS);
+                match (chosen, beyond) {
+                    (Some(a), Some(b)) => Err(ambiguous(a, b)),
+                    (Some(a), None) if days(end, *a) < MAX_DAYS => Ok(*a),
+                    _ => Err(outside()),
+                }
+            }
+            (Some(start), None) => {
+                let chosen = candidates.iter().find(|d| **d >= start);
+                let before = candidates
+                    .iter()
+                    .find(|d| **d < start && days(start, **d) <= SLACK_DAYS);
+                match (chosen, before) {
+                    (Some(a), Some(b)) => Err(ambiguous(b, a)),
+                    (Some(a), None) if days(*a, start) < MAX_DAYS => Ok(*a),
+                    _ => Err(outside()),
+                }
+            }
+            (None, None) => Err(outside()),
+        }
     }
 }
 
 impl std::fmt::Display for Period {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} to {}", self.start, self.end)
+        match (self.start, self.end) {
+            (Some(a), Some(b)) => write!(f, "{a} to {b}"),
+            (Some(a), None) => write!(f, "from {a}"),
+            (None, Some(b)) => write!(f, "up to {b}"),
+            (None, None) => f.write_str("(none)"),
+        }
     }
+}
+
+/// A year below 1000 read with `%Y` is a two-digit year (`18`) read with the wrong format.
+pub fn two_digit_year(year: i32, format: &str) -> Result<(), String> {
+    if year < 1000 && (format.contains("%Y") || format.contains("%F")) {
+        return Err(format!(
+            "has the year {year}: a year written with two digits needs `%y`, not `%Y`, in \
+             the format `{format}`"
+        ));
+    }
+    Ok(())
 }
 
 /// `period` and `period_format` of a source, compiled.
@@ -111,8 +163,8 @@ impl PeriodRule {
         })
     }
 
-    /// The period the first match of the pattern in `text` gives. Only `end` (a statement
-    /// date): the year up to it; only `start`: the year from it.
+    /// The period the first match of the pattern in `text` gives (a lone `end` is a
+    /// statement date, a lone `start` a first day).
     pub fn find(&self, text: &str, looked_in: &str) -> Result<Period, String> {
         let caps = self.pattern.captures(text).ok_or_else(|| {
             format!("`period` matches nothing in {looked_in}, so dates without a year have none")
@@ -131,32 +183,30 @@ impl PeriodRule {
                     )
                 })
         };
-        let year = Months::new(12);
-        let period = match (date("start")?, date("end")?) {
-            (Some(start), Some(end)) => Period { start, end },
-            (Some(start), None) => Period {
-                start,
-                end: start
-                    .checked_add_months(year)
-                    .and_then(|d| d.pred_opt())
-                    .unwrap_or(start),
-            },
-            (None, Some(end)) => Period {
-                start: end
-                    .checked_sub_months(year)
-                    .and_then(|d| d.succ_opt())
-                    .unwrap_or(end),
-                end,
-            },
+        let period = Period {
+            start: date("start")?,
+            end: date("end")?,
+        };
+        for d in [period.start, period.end].into_iter().flatten() {
+            two_digit_year(d.year(), &self.format)
+                .map_err(|m| format!("`period` found a date that {m}"))?;
+        }
+        match (period.start, period.end) {
             (None, None) => {
                 return Err("`period` matched, but neither its `start` nor its `end` group".into())
             }
-        };
-        if period.start > period.end {
-            return Err(format!(
-                "`period` found a period that ends before it starts ({} to {})",
-                period.start, period.end
-            ));
+            (Some(start), Some(end)) if start > end => {
+                return Err(format!(
+                    "`period` found a period that ends before it starts ({start} to {end})"
+                ))
+            }
+            (Some(start), Some(end)) if (end - start).num_days() >= MAX_DAYS => {
+                return Err(format!(
+                    "`period` found {start} to {end}, longer than a year: it does not tell the \
+                     year of a date without one"
+                ))
+            }
+            _ => {}
         }
         Ok(period)
     }
@@ -184,6 +234,12 @@ pub fn check_year(
     period: Option<&str>,
     period_format: Option<&str>,
 ) -> Result<(), (String, String)> {
+    if let Some(y) = year.filter(|y| !(1000..=9999).contains(y)) {
+        return Err((
+            "year".into(),
+            format!("{y} is not a year written with four digits"),
+        ));
+    }
     if let Some(p) = period {
         PeriodRule::new(p, period_format)?;
     } else if period_format.is_some() {
@@ -223,8 +279,8 @@ mod tests {
 
     fn period(start: &str, end: &str) -> Period {
         Period {
-            start: day(start),
-            end: day(end),
+            start: Some(day(start)),
+            end: Some(day(end)),
         }
     }
 
@@ -248,12 +304,40 @@ mod tests {
         // 29 February exists in leap years only.
         let leap = period("2024-02-01", "2024-02-29");
         assert_eq!(leap.date("29 Feb", "%d %b"), Ok(day("2024-02-29")));
-        // Longer than a year: ambiguous.
-        let long = period("2023-01-01", "2024-12-31");
-        assert!(long
-            .date("05 Mar", "%d %b")
+        // A tie between two years is not broken by a guess.
+        let tie = period("2024-03-01", "2025-01-31");
+        assert!(tie
+            .date("15 Feb", "%d %b")
             .unwrap_err()
-            .contains("longer than a year"));
+            .contains("could be"));
+        // A statement date alone: the latest year up to it, unless another year puts the
+        // date days after it.
+        let up_to = Period {
+            start: None,
+            end: Some(day("2025-01-15")),
+        };
+        assert_eq!(up_to.date("16 Dec", "%d %b"), Ok(day("2024-12-16")));
+        assert_eq!(up_to.date("15 Jan", "%d %b"), Ok(day("2025-01-15")));
+        assert_eq!(up_to.date("15 Jun", "%d %b"), Ok(day("2024-06-15")));
+        let late = up_to.date("20 Jan", "%d %b").unwrap_err();
+        assert!(late.contains("2024-01-20 or 2025-01-20"), "{late}");
+        // A first day alone: the earliest year from it; a purchase days before it is
+        // ambiguous, not placed eleven months later.
+        let from = Period {
+            start: Some(day("2024-12-01")),
+            end: None,
+        };
+        assert_eq!(from.date("03 Jan", "%d %b"), Ok(day("2025-01-03")));
+        assert!(from
+            .date("28 Nov", "%d %b")
+            .unwrap_err()
+            .contains("could be"));
+        let leap_start = Period {
+            start: Some(day("2024-02-29")),
+            end: None,
+        };
+        assert_eq!(leap_start.date("29 Feb", "%d %b"), Ok(day("2024-02-29")));
+        assert_eq!(leap_start.date("01 Mar", "%d %b"), Ok(day("2024-03-01")));
     }
 
     #[test]
@@ -280,12 +364,21 @@ mod tests {
             .find("Zeitraum: 28.12.2024 - 27.11.2024", "x")
             .unwrap_err();
         assert!(backwards.contains("ends before"), "{backwards}");
-        // A statement date alone: the year up to it.
+        let long = rule
+            .find("Zeitraum: 01.01.2023 - 31.12.2024", "x")
+            .unwrap_err();
+        assert!(long.contains("longer than a year"), "{long}");
+        let short_year = rule.find("Zeitraum: 28.11.24 - 27.12.24", "x").unwrap_err();
+        assert!(short_year.contains("`%y`"), "{short_year}");
+        // A statement date alone.
         let statement_date =
             PeriodRule::new(r"Statement date (?P<end>\d{4}-\d\d-\d\d)", None).expect("valid");
         assert_eq!(
             statement_date.find("Statement date 2025-01-15", "x"),
-            Ok(period("2024-01-16", "2025-01-15"))
+            Ok(Period {
+                start: None,
+                end: Some(day("2025-01-15"))
+            })
         );
     }
 
@@ -312,5 +405,6 @@ mod tests {
             Some("%d.%m.")
         ));
         assert!(!ok(Some("%d %b"), Some(2025), None, Some("%d.%m.%Y")));
+        assert!(!ok(Some("%d %b"), Some(25), None, None));
     }
 }

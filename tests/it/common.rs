@@ -403,62 +403,100 @@ pub type SheetRow<'a> = (u32, bool, &'a [(&'a str, &'a str)]);
 
 /// A one-sheet xlsx (sheet `Bookings & more`) of `rows`.
 pub fn xlsx_with_rows(rows: &[SheetRow<'_>]) -> Vec<u8> {
-    let mut data = String::new();
-    for (r, hidden, cells) in rows {
-        data.push_str(&format!(
-            "<row r=\"{r}\"{}>",
-            if *hidden { " hidden=\"1\"" } else { "" }
-        ));
-        for (col, v) in *cells {
-            if v.parse::<f64>().is_ok() {
-                data.push_str(&format!("<c r=\"{col}{r}\"><v>{v}</v></c>"));
-            } else {
-                data.push_str(&format!(
-                    "<c r=\"{col}{r}\" t=\"inlineStr\"><is><t>{v}</t></is></c>"
-                ));
+    xlsx_with_sheets(&[("Bookings & more", rows)])
+}
+
+/// An xlsx of sheets (name, rows), in order.
+pub fn xlsx_with_sheets(sheets: &[(&str, &[SheetRow<'_>])]) -> Vec<u8> {
+    let xml = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;");
+    let sheet_xml = |rows: &[SheetRow<'_>]| {
+        let mut data = String::new();
+        for (r, hidden, cells) in rows {
+            data.push_str(&format!(
+                "<row r=\"{r}\"{}>",
+                if *hidden { " hidden=\"1\"" } else { "" }
+            ));
+            for (col, v) in *cells {
+                if v.parse::<f64>().is_ok() {
+                    data.push_str(&format!("<c r=\"{col}{r}\"><v>{v}</v></c>"));
+                } else {
+                    data.push_str(&format!(
+                        "<c r=\"{col}{r}\" t=\"inlineStr\"><is><t>{}</t></is></c>",
+                        xml(v)
+                    ));
+                }
             }
+            data.push_str("</row>");
         }
-        data.push_str("</row>");
-    }
-    let sheet = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
-         <worksheet xmlns=\"http://schemas.openxmlformats.org/spreadsheetml/2006/main\">\
-         <sheetData>{data}</sheetData></worksheet>"
-    );
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
+             <worksheet xmlns=\"http://schemas.openxmlformats.org/spreadsheetml/2006/main\">\
+             <sheetData>{data}</sheetData></worksheet>"
+        )
+    };
     let rels = "http://schemas.openxmlformats.org/officeDocument/2006/relationships";
     let types = "application/vnd.openxmlformats-officedocument.spreadsheetml";
+    let overrides: String = (1..=sheets.len())
+        .map(|i| {
+            format!(
+                "<Override PartName=\"/xl/worksheets/sheet{i}.xml\" ContentType=\"{types}.worksheet+xml\"/>"
+            )
+        })
+        .collect();
     let content_types = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
          <Types xmlns=\"http://schemas.openxmlformats.org/package/2006/content-types\">\
          <Default Extension=\"rels\" ContentType=\"application/vnd.openxmlformats-package.relationships+xml\"/>\
          <Default Extension=\"xml\" ContentType=\"application/xml\"/>\
          <Override PartName=\"/xl/workbook.xml\" ContentType=\"{types}.sheet.main+xml\"/>\
-         <Override PartName=\"/xl/worksheets/sheet1.xml\" ContentType=\"{types}.worksheet+xml\"/>\
-         </Types>"
+         {overrides}</Types>"
     );
-    let relationship = |attrs: String| {
+    let relationships = |items: String| {
         format!(
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
              <Relationships xmlns=\"http://schemas.openxmlformats.org/package/2006/relationships\">\
-             <Relationship Id=\"rId1\" {attrs}/></Relationships>"
+             {items}</Relationships>"
         )
     };
-    let package = relationship(format!(
-        "Type=\"{rels}/officeDocument\" Target=\"xl/workbook.xml\""
+    let package = relationships(format!(
+        "<Relationship Id=\"rId1\" Type=\"{rels}/officeDocument\" Target=\"xl/workbook.xml\"/>"
     ));
-    let workbook_rels = relationship(format!(
-        "Type=\"{rels}/worksheet\" Target=\"worksheets/sheet1.xml\""
-    ));
+    let workbook_rels = relationships(
+        (1..=sheets.len())
+            .map(|i| {
+                format!(
+                    "<Relationship Id=\"rId{i}\" Type=\"{rels}/worksheet\" Target=\"worksheets/sheet{i}.xml\"/>"
+                )
+            })
+            .collect(),
+    );
+    let listed: String = sheets
+        .iter()
+        .enumerate()
+        .map(|(i, (name, _))| {
+            format!(
+                "<sheet name=\"{}\" sheetId=\"{n}\" r:id=\"rId{n}\"/>",
+                xml(name),
+                n = i + 1
+            )
+        })
+        .collect();
     let workbook = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
          <workbook xmlns=\"http://schemas.openxmlformats.org/spreadsheetml/2006/main\" xmlns:r=\"{rels}\">\
-         <sheets><sheet name=\"Bookings &amp; more\" sheetId=\"1\" r:id=\"rId1\"/></sheets></workbook>"
+         <sheets>{listed}</sheets></workbook>"
     );
-    stored_zip(&[
+    let parts: Vec<(String, String)> = sheets
+        .iter()
+        .enumerate()
+        .map(|(i, (_, rows))| (format!("xl/worksheets/sheet{}.xml", i + 1), sheet_xml(rows)))
+        .collect();
+    let mut files: Vec<(&str, &str)> = vec![
         ("[Content_Types].xml", content_types.as_str()),
         ("_rels/.rels", package.as_str()),
         ("xl/workbook.xml", workbook.as_str()),
         ("xl/_rels/workbook.xml.rels", workbook_rels.as_str()),
-        ("xl/worksheets/sheet1.xml", sheet.as_str()),
-    ])
+    ];
+    files.extend(parts.iter().map(|(n, x)| (n.as_str(), x.as_str())));
+    stored_zip(&files)
 }

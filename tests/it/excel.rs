@@ -492,4 +492,40 @@ fn dates_without_a_year_take_it_from_the_statement_period_above_the_table() {
         "in/other.xlsx",
         "`period` matches nothing in the rows above sheet `Bookings & more`'s header",
     ]);
+    p.remove("in/other.xlsx");
+    // Sheets stating different periods are one unit with one period: refused, rather
+    // than reading December's `05 Dec` in January's period (as 2023-12-05).
+    let head = [("A", "Date"), ("B", "Description"), ("C", "Amount")];
+    let (jan_period, dec_period) = (
+        [("A", "Statement period"), ("B", "01/01/2024 - 31/01/2024")],
+        [("A", "Statement period"), ("B", "01/12/2024 - 31/12/2024")],
+    );
+    let (jan_row, dec_row) = (
+        [("A", "05 Jan"), ("B", "Coffee"), ("C", "-3.50")],
+        [("A", "05 Dec"), ("B", "Coffee"), ("C", "-3.50")],
+    );
+    let jan = [
+        (2, false, &jan_period[..]),
+        (4, false, &head[..]),
+        (5, false, &jan_row[..]),
+    ];
+    let dec = [
+        (2, false, &dec_period[..]),
+        (4, false, &head[..]),
+        (5, false, &dec_row[..]),
+    ];
+    p.file(
+        "sources/stmt.toml",
+        std::fs::read_to_string(p.path("sources/stmt.toml"))
+            .expect("source")
+            .replace("path = \"in\"", "path = \"in\"\nsheets = \"*\""),
+    );
+    p.file(
+        "in/year.xlsx",
+        crate::common::xlsx_with_sheets(&[("Jan", &jan), ("Dec", &dec)]),
+    );
+    p.sync().code(3).stderr_has(&[
+        "in/year.xlsx",
+        "sheet `Jan` states the period 2024-01-01 to 2024-01-31 and sheet `Dec` 2024-12-01 to 2024-12-31",
+    ]);
 }
