@@ -187,6 +187,7 @@ impl Contract {
             arrays.push(array);
         }
         self.check_credit_debit(file, batch)?;
+        self.check_signs(file, batch)?;
         RecordBatch::try_new(self.schema.clone(), arrays).map_err(|e| ContractError::BadValue {
             file: file.to_string(),
             at: batch
@@ -199,6 +200,53 @@ impl Contract {
 }
 
 impl Contract {
+    /// With `positive`, every sign of a signed amount is in `negative` or `positive`
+    /// (compared trimmed, ignoring case; an empty sign is `""`): a sign nobody listed
+    /// does not count as positive.
+    fn check_signs(&self, file: &str, batch: &InputBatch) -> Result<(), ContractError> {
+        for signed in self.columns.iter().filter_map(|c| c.field.as_ref()) {
+            let Some(Part::Signed { negative, positive }) = &signed.part else {
+                continue;
+            };
+            if positive.is_empty() {
+                continue;
+            }
+            let Some(at) = self.columns.iter().position(|c| {
+                c.field
+                    .as_ref()
+                    .is_some_and(|f| f.field == signed.field && f.part == Some(Part::Sign))
+            }) else {
+                continue;
+            };
+            let known: std::collections::HashSet<String> = negative
+                .iter()
+                .chain(positive)
+                .map(|v| v.trim().to_lowercase())
+                .collect();
+            let column = batch.data.column(at);
+            let mut text = Vec::new();
+            for row in 0..column.len() {
+                text.clear();
+                crate::canonical::canonical_into(column.as_ref(), row, &mut text);
+                let sign = String::from_utf8_lossy(&text).trim().to_lowercase();
+                if !known.contains(&sign) {
+                    return Err(ContractError::BadValue {
+                        file: file.to_string(),
+                        at: batch.place.describe(batch.rows[row], at),
+                        column: self.columns[at].name.clone(),
+                        message: format!(
+                            "sign {:?} is in neither `negative` {negative:?} nor `positive` \
+                             {positive:?} of field `{}`",
+                            shorten(&String::from_utf8_lossy(&text)),
+                            signed.field
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// A required field derived from credit and debit needs one of them in every row.
     fn check_credit_debit(&self, file: &str, batch: &InputBatch) -> Result<(), ContractError> {
         let parts: Vec<(usize, &Required)> = self

@@ -100,6 +100,10 @@ pub struct Derivation {
     /// case; `""` is an empty sign).
     #[serde(default)]
     pub negative: Vec<String>,
+    /// The values of `sign` that leave the amount as it is. When given, a sign in
+    /// neither list fails the unit instead of counting as positive.
+    #[serde(default)]
+    pub positive: Vec<String>,
     /// The amount with its sign turned.
     #[serde(default)]
     pub negate: bool,
@@ -116,8 +120,13 @@ pub enum Part {
     Debit,
     /// The amount, its sign turned.
     Negated,
-    /// The amount, negative where the sign column holds one of `negative`.
-    Signed { negative: Vec<String> },
+    /// The amount, negative where the sign column holds one of `negative`; with
+    /// `positive`, every sign must be in one of the lists.
+    Signed {
+        negative: Vec<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        positive: Vec<String>,
+    },
     /// The sign column of a `Signed` amount.
     Sign,
 }
@@ -131,8 +140,8 @@ impl Derivation {
                 if c.is_some() && c == b {
                     return Err("`credit` and `debit` must be two columns".into());
                 }
-                if !d.negative.is_empty() {
-                    return Err("`negative` goes with `column` and `sign`".into());
+                if !d.negative.is_empty() || !d.positive.is_empty() {
+                    return Err("`negative` and `positive` go with `column` and `sign`".into());
                 }
                 let mut out = Vec::new();
                 if let Some(c) = c {
@@ -155,12 +164,15 @@ impl Derivation {
                         col.clone(),
                         Part::Signed {
                             negative: d.negative.iter().map(|v| v.trim().to_string()).collect(),
+                            positive: d.positive.iter().map(|v| v.trim().to_string()).collect(),
                         },
                     ),
                     (sign.clone(), Part::Sign),
                 ])
             }
-            (None, None, Some(col), None, true) if d.negative.is_empty() => {
+            (None, None, Some(col), None, true)
+                if d.negative.is_empty() && d.positive.is_empty() =>
+            {
                 Ok(vec![(col.clone(), Part::Negated)])
             }
             _ => Err(

@@ -263,7 +263,7 @@ fn field_expr(columns: &[ColumnRecord], field: &str) -> Option<String> {
         return Some(format!("(-{col})"));
     }
     let signed = parts.iter().find_map(|c| match &c.part {
-        Some(Part::Signed { negative }) => Some((ident(&c.name), negative)),
+        Some(Part::Signed { negative, .. }) => Some((ident(&c.name), negative)),
         _ => None,
     });
     if let (Some((col, negative)), Some(sign)) = (signed, find(|p| matches!(p, Part::Sign))) {

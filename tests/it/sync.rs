@@ -1087,6 +1087,27 @@ fn an_empty_sign_may_be_the_negative_one_and_signs_ignore_case() {
             "2000.00 Salary"
         ]
     );
+    // With `positive`, a sign in neither list fails the file instead of counting as
+    // positive: `Credit` is no `Bij`.
+    p.file(
+        "sources/giro.toml",
+        "tags = [\"tx\"]\n[fields]\ndate = \"Date\"\nmemo = \"Memo\"\n\
+         amount = { column = \"Bedrag\", sign = \"Af Bij\", negative = [\"Af\"], positive = [\"Bij\"] }\n\
+         [reader]\ntype = \"csv\"\npath = \"in/giro\"\n",
+    );
+    p.file(
+        "in/giro/jan.csv",
+        "Date,Memo,Bedrag,Af Bij\n2020-01-14,Rent,800.00,af\n2020-01-15,Refund,20.00,Credit\n",
+    );
+    p.sync().code(1).stderr_has(&[
+        "in/giro/jan.csv",
+        "line 3",
+        "sign \"Credit\" is in neither `negative` [\"Af\"] nor `positive` [\"Bij\"]",
+    ]);
+    assert_eq!(
+        p.int("SELECT count(*) FROM main.tx WHERE date >= '2020-01-01'"),
+        0
+    );
 }
 
 /// Issue 10: a Czech export in Windows-1250, whose letters Windows-1252 would turn into
