@@ -83,6 +83,11 @@ pub struct CsvConfig {
     /// (a description wrapped onto a second line) is appended to the row above.
     #[serde(default)]
     pub continuation: Option<String>,
+    /// Lines that start a section (an account's name above its table): regular
+    /// expressions matched like `skip_rows_matching`, also against the `skip_rows`
+    /// lines; their named groups become columns holding the last such line's values.
+    #[serde(default)]
+    pub sections: Vec<String>,
     /// Values that stand for no value, such as `["--", "N/A"]` (compared trimmed).
     #[serde(default)]
     pub null_values: Vec<String>,
@@ -194,6 +199,7 @@ impl CsvConfig {
         for p in &self.skip_rows_matching {
             pattern("skip_rows_matching", p)?;
         }
+        Sections::new(&self.sections)?;
         self.end()?;
         if let (Some(true) | None, Some(_)) = (self.header, &self.columns) {
             return Err((
@@ -484,6 +490,11 @@ pub struct CsvReader {
     /// Empty fields the first data row has beyond the header (a trailing delimiter):
     /// rows with just as many are cut to the header's width.
     trailing: usize,
+    /// The file's own columns; `sections`' columns follow them.
+    file_width: usize,
+    sections: Sections,
+    /// The values of the section the rows read are in.
+    section_values: Vec<Option<String>>,
     /// The column continuation rows add to (`continuation`), and the last row read,
     /// held until the next shows whether it continues it: (values, line).
     continuation: Option<usize>,
@@ -548,7 +559,8 @@ impl CsvReader {
                     config.skip_rows
                 )));
             }
-            if config.period.is_some() && preamble.len() < SNIFF_BYTES {
+            let wanted = config.period.is_some() || !config.sections.is_empty();
+            if wanted && preamble.len() < SNIFF_BYTES {
                 let line = decode(&skipped, matches!(decoding, Decoding::Auto))
                     .unwrap_or_else(|| String::from_utf8_lossy(&skipped));
                 preamble.push_str(line.trim_end_matches(['\r', '\n']));
@@ -658,6 +670,36 @@ impl CsvReader {
             }
             columns.push(names.unique(col));
         }
+        let file_width = columns.len();
+        let sections = Sections::new(&config.sections).map_err(|(_, m)| invalid(m))?;
+        for name in &sections.names {
+            if columns.iter().any(|c| c.eq_ignore_ascii_case(name)) {
+                return Err(invalid(format!(
+                    "`sections` names a group `{name}`, and the file has a column of that name"
+                )));
+            }
+            columns.push(name.clone());
+        }
+        // The sections the preamble opens, its lines read as rows.
+        let mut section_values = vec![None; sections.names.len()];
+        if !sections.patterns.is_empty() {
+            for line in preamble.lines() {
+                let mut fields = csv::ReaderBuilder::new()
+                    .has_headers(false)
+                    .flexible(true)
+                    .delimiter(delimiter)
+                    .quote(quote)
+                    .from_reader(line.as_bytes());
+                let mut record = csv::StringRecord::new();
+                if fields.read_record(&mut record).unwrap_or(false) {
+                    let text = record
+                        .iter()
+                        .collect::<Vec<_>>()
+                        .join(&char::from(delimiter).to_string());
+                    sections.update(&text, &mut section_values);
+                }
+            }
+        }
         let schema = Arc::new(Schema::new(
             columns
                 .iter()
@@ -666,19 +708,24 @@ impl CsvReader {
         ));
         let continuation = match &config.continuation {
             None => None,
-            Some(_) if columns.len() < 2 => {
+            Some(_) if file_width < 2 => {
                 return Err(invalid(
                     "`continuation` needs a file of two columns or more: with one, every row \
                      would continue the first"
                         .into(),
                 ))
             }
-            Some(c) => Some(columns.iter().position(|n| n == c).ok_or_else(|| {
-                invalid(format!(
+            Some(c) => Some(
+                columns[..file_width]
+                    .iter()
+                    .position(|n| n == c)
+                    .ok_or_else(|| {
+                        invalid(format!(
                     "`continuation` names column `{c}`, which it does not have (its columns: {})",
-                    columns.join(", ")
+                    columns[..file_width].join(", ")
                 ))
-            })?),
+                    })?,
+            ),
         };
         let skip = config
             .skip_rows_matching
@@ -711,6 +758,9 @@ impl CsvReader {
             continuation,
             held: None,
             trailing: 0,
+            file_width,
+            sections,
+            section_values,
             nulls: config
                 .null_values
                 .iter()
@@ -808,12 +858,16 @@ impl InputReader for CsvReader {
                     break;
                 }
                 RowKind::Skip => continue,
+                RowKind::Section(values) => {
+                    self.section_values = values;
+                    continue;
+                }
                 RowKind::Data => {}
             }
             if !self.seen_data {
                 // Whether rows end in delimiters is decided once, by the first data row:
                 // an unquoted comma in one row must not pass for a trailing one.
-                let want = self.columns.len();
+                let want = self.file_width;
                 self.trailing = if self.record.len() > want
                     && self
                         .record
@@ -826,7 +880,7 @@ impl InputReader for CsvReader {
                     0
                 };
             }
-            if self.record.len() != self.columns.len() {
+            if self.record.len() != self.file_width {
                 self.fit(line)?;
             }
             self.seen_data = true;
@@ -846,11 +900,12 @@ impl InputReader for CsvReader {
             }
             if let Some(c) = self.continuation {
                 // Rows are held back one: the next may continue the last.
-                let values = self.row_values(line)?;
+                let mut values = self.row_values(line)?;
                 let continues = values
                     .iter()
                     .enumerate()
                     .all(|(i, v)| (i == c) == v.is_some());
+                values.extend(self.section_values.iter().cloned());
                 if let (true, Some((held, _))) = (continues, &mut self.held) {
                     let more = values[c].as_deref().unwrap_or_default();
                     let joined = match &mut held[c] {
@@ -880,6 +935,13 @@ impl InputReader for CsvReader {
             }
             for (i, (raw, builder)) in self.record.iter().zip(builders.iter_mut()).enumerate() {
                 builder.append_option(self.field(i, raw, line)?);
+            }
+            for (value, builder) in self
+                .section_values
+                .iter()
+                .zip(&mut builders[self.file_width..])
+            {
+                builder.append_option(value.as_deref());
             }
             rows.push(line as i64);
         }
@@ -923,6 +985,51 @@ fn filled<'a>(fields: impl Iterator<Item = &'a [u8]>) -> Vec<&'a [u8]> {
     out
 }
 
+/// `sections`, compiled: the patterns and the columns their named groups make.
+#[derive(Debug, Default)]
+struct Sections {
+    patterns: Vec<regex::Regex>,
+    names: Vec<String>,
+}
+
+impl Sections {
+    fn new(patterns: &[String]) -> Result<Sections, (String, String)> {
+        let mut out = Sections::default();
+        for p in patterns {
+            let re = pattern("sections", p)?;
+            if re.capture_names().flatten().next().is_none() {
+                return Err((
+                    "sections".into(),
+                    format!(
+                        "`{p}` needs a named group, such as `(?P<account>.+)`: it becomes a column"
+                    ),
+                ));
+            }
+            for name in re.capture_names().flatten() {
+                if !out.names.iter().any(|n| n == name) {
+                    out.names.push(name.to_string());
+                }
+            }
+            out.patterns.push(re);
+        }
+        Ok(out)
+    }
+
+    /// If `text` starts a section, its groups' values into `values`; whether it did.
+    fn update(&self, text: &str, values: &mut [Option<String>]) -> bool {
+        let Some(caps) = self.patterns.iter().find_map(|p| p.captures(text)) else {
+            return false;
+        };
+        for (name, value) in self.names.iter().zip(values.iter_mut()) {
+            if let Some(m) = caps.name(name) {
+                let v = m.as_str().trim();
+                *value = (!v.is_empty()).then(|| v.to_string());
+            }
+        }
+        true
+    }
+}
+
 /// One row of values into the batch's builders.
 fn append_row(builders: &mut [StringBuilder], values: &[Option<String>]) {
     for (builder, value) in builders.iter_mut().zip(values) {
@@ -937,6 +1044,8 @@ enum RowKind {
     Skip,
     /// The row `end` names: it and every row after it are not data.
     End,
+    /// A line `sections` names: not data, the values of the rows below it.
+    Section(Vec<Option<String>>),
 }
 
 impl CsvReader {
@@ -980,7 +1089,10 @@ impl CsvReader {
                 return RowKind::Skip;
             }
         }
-        if self.skip.is_empty() && !matches!(self.end, End::Pattern(_)) {
+        if self.skip.is_empty()
+            && !matches!(self.end, End::Pattern(_))
+            && self.sections.patterns.is_empty()
+        {
             return RowKind::Data;
         }
         let delimiter = char::from(self.delimiter).to_string();
@@ -995,6 +1107,10 @@ impl CsvReader {
                 return RowKind::End;
             }
         }
+        let mut values = self.section_values.clone();
+        if self.sections.update(&text, &mut values) {
+            return RowKind::Section(values);
+        }
         if self.skip.iter().any(|p| p.is_match(&text)) {
             return RowKind::Skip;
         }
@@ -1004,7 +1120,7 @@ impl CsvReader {
     /// Make a row with another number of fields than the header fit, as `ragged` says,
     /// or fail naming its line.
     fn fit(&mut self, line: u64) -> Result<(), ReadError> {
-        let (want, have) = (self.columns.len(), self.record.len());
+        let (want, have) = (self.file_width, self.record.len());
         // A trailing delimiter (`1;2;3;`) adds empty fields after the last column, and a
         // header ending in one has nameless columns a row may leave out: neither makes a
         // row ragged, and no value is lost or moved.
@@ -1369,6 +1485,51 @@ mod tests {
         assert!(err.to_string().contains("`Memo`"), "{err}");
         c.continuation = Some("only".into());
         assert!(read_all(&c, b"only\nx\n").is_err());
+    }
+
+    /// Issue 10: a Schwab positions export has one table per account, each under a line
+    /// naming the account (the first in the preamble); `sections` makes it a column.
+    #[test]
+    fn sections_carry_a_line_above_each_table_into_its_rows() {
+        let mut c = config("x");
+        c.skip_rows = 3;
+        c.sections = vec![
+            r"^(?P<account>[^,]+ XXXX-\d{4})$".into(),
+            r"^Positions for .* as of .*, (?P<as_of>\d+/\d+/\d{4})$".into(),
+        ];
+        c.skip_rows_matching = vec!["^Account Total,".into()];
+        let text = b"\"Positions for All-Accounts as of 06:04 PM ET, 11/15/2020\"\n\n\
+                     \"Brokerage XXXX-1234\"\n\"Symbol\",\"Quantity\",\n\"AAA\",\"1\",\n\
+                     \"Account Total\",\"--\",\n\n\n\"Intelligent XXXX-4321\"\n\
+                     \"Symbol\",\"Quantity\",\n\"BBB\",\"2\",\n\"CCC\",\"3\",\n";
+        let (cols, rows, lines) = read_all(&c, text).expect("read");
+        assert_eq!(cols, ["Symbol", "Quantity", "column_3", "account", "as_of"]);
+        let got: Vec<(Option<&str>, Option<&str>, Option<&str>)> = rows
+            .iter()
+            .map(|r| (r[0].as_deref(), r[3].as_deref(), r[4].as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Some("AAA"), Some("Brokerage XXXX-1234"), Some("11/15/2020")),
+                (
+                    Some("BBB"),
+                    Some("Intelligent XXXX-4321"),
+                    Some("11/15/2020")
+                ),
+                (
+                    Some("CCC"),
+                    Some("Intelligent XXXX-4321"),
+                    Some("11/15/2020")
+                ),
+            ]
+        );
+        assert_eq!(lines, [5, 11, 12]);
+        // A group named like a column, and a pattern without a group, are refused.
+        c.sections = vec!["^(?P<Symbol>.+)$".into()];
+        assert!(read_all(&c, text).is_err());
+        c.sections = vec!["^Brokerage".into()];
+        assert!(c.check().is_err());
     }
 
     /// Issue 10: a trailing delimiter on data lines (Woolworths Money, DKB) or on the

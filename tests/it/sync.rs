@@ -1176,3 +1176,28 @@ fn continuation_rows_join_the_transaction_above() {
         ["7", "9"]
     );
 }
+
+/// Issue 10: an export with one table per account, each under a line naming the account,
+/// loads every table with its account as a column of the source.
+#[test]
+fn sections_make_the_line_above_each_table_a_column() {
+    let p = Project::new();
+    p.file("tags/tx.toml", crate::common::TX_TAG);
+    p.file(
+        "sources/accounts.toml",
+        "tags = [\"tx\"]\n[fields]\ndate = \"Date\"\namount = \"Amount\"\nmemo = \"Memo\"\n\
+         [reader]\ntype = \"csv\"\npath = \"in\"\nskip_rows = 1\n\
+         sections = ['^Account: (?P<account>.+)$']\nskip_rows_matching = ['^Total']\n",
+    );
+    p.file(
+        "in/all.csv",
+        "Account: Giro 1234\nDate,Amount,Memo\n2026-01-02,-3.50,Coffee\nTotal,-3.50,\n\n\
+         Account: Savings 9876\nDate,Amount,Memo\n2026-01-03,100.00,Interest\n",
+    );
+    p.sync().code(0);
+    assert_eq!(
+        p.texts("SELECT account || ' ' || \"Memo\" FROM main.accounts ORDER BY \"Date\""),
+        ["Giro 1234 Coffee", "Savings 9876 Interest"]
+    );
+    assert_eq!(p.int("SELECT count(*) FROM main.tx"), 2);
+}
