@@ -253,6 +253,7 @@ impl CsvConfig {
             header: excel.header,
             columns: excel.columns.clone(),
             skip_rows_matching: excel.skip_rows_matching.clone(),
+            null_values: excel.null_values.clone(),
             end: excel.end.clone(),
             ..CsvConfig::default()
         }

@@ -107,6 +107,9 @@ pub struct ExcelConfig {
     /// expression (the first row matching it, and every row after it, are not data).
     #[serde(default)]
     pub end: Option<String>,
+    /// Text cells that stand for no value, such as `["--", "N/A"]` (compared trimmed).
+    #[serde(default)]
+    pub null_values: Vec<String>,
 }
 
 /// What in a sheet is data, beyond the header and the block: `ExcelConfig`'s row options.
@@ -116,6 +119,7 @@ struct RowRules {
     skip: Vec<regex::Regex>,
     end: End,
     period: Option<PeriodRule>,
+    nulls: std::collections::HashSet<String>,
 }
 
 impl RowRules {
@@ -134,6 +138,11 @@ impl RowRules {
                 .as_deref()
                 .map(|p| PeriodRule::new(p, config.period_format.as_deref()))
                 .transpose()?,
+            nulls: config
+                .null_values
+                .iter()
+                .map(|v| v.trim().to_string())
+                .collect(),
         })
     }
 }
@@ -1428,7 +1437,10 @@ fn table(
                 cell: format!("{}{}", column_letters(c), r + 1),
                 message,
             })?;
-            cells.push(converted);
+            cells.push(match converted {
+                Cell::Text(t) if rules.nulls.contains(t.trim()) => Cell::Empty,
+                other => other,
+            });
         }
         rows.push((r + 1, cells));
     }

@@ -529,3 +529,47 @@ fn dates_without_a_year_take_it_from_the_statement_period_above_the_table() {
         "sheet `Jan` states the period 2024-01-01 to 2024-01-31 and sheet `Dec` 2024-12-01 to 2024-12-31",
     ]);
 }
+
+/// Issue 10: placeholders such as `--` in a number column (Garmin, Schwab) are no value
+/// when the source says so, so the column keeps its type.
+#[test]
+fn null_values_let_a_column_of_numbers_and_placeholders_be_numbers() {
+    let p = project("null_values = [\"--\"]", "");
+    p.file(
+        "in/log.xlsx",
+        crate::common::xlsx_with_rows(&[
+            (
+                1,
+                false,
+                &[
+                    ("A", "Date"),
+                    ("B", "Description"),
+                    ("C", "Amount"),
+                    ("D", "Reps"),
+                ],
+            ),
+            (
+                2,
+                false,
+                &[("A", "2026-01-02"), ("B", "Squat"), ("C", "-1"), ("D", "8")],
+            ),
+            (
+                3,
+                false,
+                &[("A", "2026-01-03"), ("B", "Run"), ("C", "-2"), ("D", "--")],
+            ),
+        ]),
+    );
+    p.sync().code(0);
+    assert_eq!(
+        p.texts(
+            "SELECT data_type FROM information_schema.columns WHERE table_schema = 'vault' \
+             AND table_name LIKE 'sat_stmt%' AND column_name = 'Reps'"
+        ),
+        ["BIGINT"]
+    );
+    assert_eq!(
+        p.texts("SELECT coalesce(\"Reps\"::VARCHAR, 'NULL') FROM main.stmt ORDER BY \"Date\""),
+        ["8", "NULL"]
+    );
+}
