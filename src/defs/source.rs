@@ -131,6 +131,19 @@ pub enum Part {
     Sign,
 }
 
+impl Part {
+    /// The part as satellite schemas have always hashed it (its `Debug` text before
+    /// `positive` existed): a satellite keeps its schema unless `positive` is used.
+    pub fn fingerprint_text(&self) -> String {
+        match self {
+            Part::Signed { negative, positive } if positive.is_empty() => {
+                format!("Signed {{ negative: {negative:?} }}")
+            }
+            other => format!("{other:?}"),
+        }
+    }
+}
+
 impl Derivation {
     /// The columns the field needs, with their parts; or what is wrong with the options.
     pub fn columns(&self) -> Result<Vec<(String, Part)>, String> {

@@ -134,7 +134,7 @@ pub fn schema_fingerprint(contract: &Contract) -> String {
         // A column that is part of a derived field is another schema than the same
         // column plain: the views compute from it. (Plain columns hash as they always did.)
         if let Some(part) = c.field.as_ref().and_then(|f| f.part.as_ref()) {
-            enc.push(Some(&format!("part:{part:?}")));
+            enc.push(Some(&format!("part:{}", part.fingerprint_text())));
         }
     }
     RecipeHasher::plain().hex(enc.bytes())

@@ -341,3 +341,93 @@ fn lake_gc_removes_only_what_no_load_refers_to() {
     p.run(&["rebuild"]).code(0);
     assert_eq!(p.texts("SELECT id FROM main.bank"), ["T1"]);
 }
+
+/// Definitions written for an earlier version keep their fingerprints when options are
+/// added to the readers: the values below were recorded by the build of d72f99e on these
+/// exact files. A changed load fingerprint reloads every input on upgrade; a changed
+/// satellite fingerprint makes a second satellite, and every row shows twice.
+#[test]
+fn earlier_definitions_keep_their_load_and_satellite_fingerprints() {
+    let p = Project::new();
+    p.file(
+        "tags/tx.toml",
+        "[fields]\ndate   = { type = \"date\" }\namount = { type = \"decimal\" }\n\
+         memo   = { type = \"text\", nullable = true }\n",
+    );
+    p.file(
+        "sources/card.toml",
+        "tags = [\"tx\"]\n[fields]\ndate = \"Date\"\namount = \"Amount\"\nmemo = \"Memo\"\n\
+         [reader]\ntype = \"csv\"\npath = \"in/csv\"\nskip_rows = 1\ndate_format = \"%d %b\"\n\
+         year = 2025\nskip_rows_matching = ['^Total']\n",
+    );
+    p.file(
+        "in/csv/nov.csv",
+        "Card\nDate,Amount,Memo\n05 Nov,-3.50,Coffee\nTotal,-3.50,\n",
+    );
+    p.file(
+        "sources/giro.toml",
+        "tags = [\"tx\"]\n[fields]\ndate = \"Date\"\nmemo = \"Memo\"\n\
+         amount = { column = \"Betrag\", sign = \"S/H\", negative = [\"S\"] }\n\
+         [reader]\ntype = \"csv\"\npath = \"in/giro\"\n",
+    );
+    p.file(
+        "in/giro/jan.csv",
+        "Date,Memo,Betrag,S/H\n2026-01-03,Rent,800.00,S\n2026-01-04,Refund,20.00,H\n",
+    );
+    p.file(
+        "sources/sheet.toml",
+        "tags = [\"tx\"]\n[fields]\ndate = \"Date\"\namount = \"Amount\"\nmemo = \"Description\"\n\
+         [reader]\ntype = \"excel\"\npath = \"in/xl\"\n",
+    );
+    p.file(
+        "in/xl/statement.xlsx",
+        crate::common::excel_fixture("statement.xlsx"),
+    );
+    p.file(
+        "sources/giro_pdf.toml",
+        r#"tags = ["tx"]
+[fields]
+date = "Buchungstag"
+amount = "Betrag"
+memo = "Verwendungszweck"
+[reader]
+type = "pdf"
+path = "in/pdf"
+row = '(?P<Buchungstag>\d{2}\.\d{2}\.\d{4}) (?P<Verwendungszweck>.+?) (?P<Betrag>-?[\d.]+,\d{2}-?) (?P<Saldo>-?[\d.]+,\d{2}-?)'
+continuation = "Verwendungszweck"
+skip = ['^Seite \d+ von \d+$', '^Buchungstag', '^Neuer Kontostand', '^Musterbank', '^IBAN']
+decimal_separator = ","
+thousands_separator = "."
+date_format = "%d.%m.%Y"
+[columns]
+Saldo = "decimal"
+"#,
+    );
+    p.file(
+        "in/pdf/statement-reportlab.pdf",
+        std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/pdf/statement-reportlab.pdf"),
+        )
+        .expect("fixture"),
+    );
+    p.sync().code(0);
+    assert_eq!(
+        p.texts("SELECT source || ' ' || definition FROM meta.loads ORDER BY source"),
+        [
+            "card 41eceec6bfee8ffdf8d810ed7e1329f1",
+            "giro a7779c5d687d0cb5a73853f0bfc46996",
+            "giro_pdf e4b054e34ac601a76f351ff002252c56",
+            "sheet b6b30b441c4182d4014856b3ac37945a",
+        ]
+    );
+    assert_eq!(
+        p.texts("SELECT source || ' ' || fingerprint FROM meta.satellites ORDER BY source"),
+        [
+            "card 5258b5972568bea0fc4587c42b5e926b",
+            "giro cd7ac6710f4113361b3a8d07be24630b",
+            "giro_pdf e0714b06b6502d69727831ed898fcdf7",
+            "sheet 9ee9d9e7f7d7d9ca91349c80523dcc98",
+        ]
+    );
+}
