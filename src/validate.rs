@@ -187,7 +187,7 @@ impl Contract {
             arrays.push(array);
         }
         self.check_credit_debit(file, batch)?;
-        self.check_signs(file, batch)?;
+        self.check_signs(file, batch, &arrays)?;
         RecordBatch::try_new(self.schema.clone(), arrays).map_err(|e| ContractError::BadValue {
             file: file.to_string(),
             at: batch
@@ -203,7 +203,12 @@ impl Contract {
     /// With `positive`, every sign of a signed amount is in `negative` or `positive`
     /// (compared trimmed, ignoring case; an empty sign is `""`): a sign nobody listed
     /// does not count as positive.
-    fn check_signs(&self, file: &str, batch: &InputBatch) -> Result<(), ContractError> {
+    fn check_signs(
+        &self,
+        file: &str,
+        batch: &InputBatch,
+        typed: &[ArrayRef],
+    ) -> Result<(), ContractError> {
         for signed in self.columns.iter().filter_map(|c| c.field.as_ref()) {
             let Some(Part::Signed { negative, positive }) = &signed.part else {
                 continue;
@@ -221,15 +226,17 @@ impl Contract {
             let known: std::collections::HashSet<String> = negative
                 .iter()
                 .chain(positive)
-                .map(|v| v.trim().to_lowercase())
+                .map(|v| crate::defs::sign_key(v))
                 .collect();
-            let column = batch.data.column(at);
-            let mut text = Vec::new();
+            // The sign as stored (a text column), compared as the view compares it.
+            let column = typed[at].as_string::<i32>();
             for row in 0..column.len() {
-                text.clear();
-                crate::canonical::canonical_into(column.as_ref(), row, &mut text);
-                let sign = String::from_utf8_lossy(&text).trim().to_lowercase();
-                if !known.contains(&sign) {
+                let written = if column.is_null(row) {
+                    ""
+                } else {
+                    column.value(row)
+                };
+                if !known.contains(&crate::defs::sign_key(written)) {
                     return Err(ContractError::BadValue {
                         file: file.to_string(),
                         at: batch.place.describe(batch.rows[row], at),
@@ -237,7 +244,7 @@ impl Contract {
                         message: format!(
                             "sign {:?} is in neither `negative` {negative:?} nor `positive` \
                              {positive:?} of field `{}`",
-                            shorten(&String::from_utf8_lossy(&text)),
+                            shorten(written),
                             signed.field
                         ),
                     });

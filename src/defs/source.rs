@@ -131,6 +131,29 @@ pub enum Part {
     Sign,
 }
 
+/// The characters a sign is trimmed of, in the loader's check and in the view alike.
+pub const SIGN_SPACE: [char; 7] = [' ', '\t', '\n', '\r', '\u{0B}', '\u{0C}', '\u{A0}'];
+
+/// A sign as `negative` and `positive` compare it: trimmed of `SIGN_SPACE`, ASCII
+/// letters in lower case (other letters as written, so that Rust and the view's SQL
+/// cannot disagree on a case mapping).
+pub fn sign_key(sign: &str) -> String {
+    sign.trim_matches(SIGN_SPACE).to_ascii_lowercase()
+}
+
+/// The SQL of `sign_key` over the expression `sign` (NULL is the empty sign).
+pub fn sign_key_sql(sign: &str) -> String {
+    let space: Vec<String> = SIGN_SPACE
+        .iter()
+        .map(|c| format!("chr({})", u32::from(*c)))
+        .collect();
+    format!(
+        "translate(trim(coalesce({sign}, ''), {}), 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', \
+         'abcdefghijklmnopqrstuvwxyz')",
+        space.join(" || ")
+    )
+}
+
 impl Part {
     /// The part as satellite schemas have always hashed it (its `Debug` text before
     /// `positive` existed): a satellite keeps its schema unless `positive` is used.

@@ -200,6 +200,14 @@ impl CsvConfig {
             pattern("skip_rows_matching", p)?;
         }
         Sections::new(&self.sections)?;
+        if !self.sections.is_empty() && self.header == Some(false) && self.columns.is_none() {
+            return Err((
+                "sections".into(),
+                "with `header = false`, name the columns (`columns`): a section line must \
+                 not decide how many the file has"
+                    .into(),
+            ));
+        }
         self.end()?;
         if let (Some(true) | None, Some(_)) = (self.header, &self.columns) {
             return Err((
@@ -860,6 +868,12 @@ impl InputReader for CsvReader {
                 }
                 RowKind::Skip => continue,
                 RowKind::Section(values) => {
+                    // A section line ends the row held for continuation lines: none
+                    // after it belongs to the section before.
+                    if let Some((held, at)) = self.held.take() {
+                        append_row(&mut builders, &held);
+                        rows.push(at as i64);
+                    }
                     self.section_values = values;
                     continue;
                 }
@@ -1016,15 +1030,25 @@ impl Sections {
         Ok(out)
     }
 
-    /// If `text` starts a section, its groups' values into `values`; whether it did.
+    /// If `text` starts a section, its groups' values into `values` (NULL for a group
+    /// of the matching pattern that took no part; other patterns' groups keep theirs);
+    /// whether it did.
     fn update(&self, text: &str, values: &mut [Option<String>]) -> bool {
-        let Some(caps) = self.patterns.iter().find_map(|p| p.captures(text)) else {
+        let Some((pattern, caps)) = self
+            .patterns
+            .iter()
+            .find_map(|p| p.captures(text).map(|c| (p, c)))
+        else {
             return false;
         };
+        let own: Vec<&str> = pattern.capture_names().flatten().collect();
         for (name, value) in self.names.iter().zip(values.iter_mut()) {
-            if let Some(m) = caps.name(name) {
-                let v = m.as_str().trim();
-                *value = (!v.is_empty()).then(|| v.to_string());
+            if own.contains(&name.as_str()) {
+                *value = caps
+                    .name(name)
+                    .map(|m| m.as_str().trim())
+                    .filter(|v| !v.is_empty())
+                    .map(str::to_string);
             }
         }
         true
@@ -1526,6 +1550,22 @@ mod tests {
             ]
         );
         assert_eq!(lines, [5, 11, 12]);
+        // A group of the matching pattern that takes no part is NULL, not the last value.
+        let mut optional = config("x");
+        optional.sections = vec![r"^Account (?P<account>\d+)(?: - (?P<owner>.+))?$".into()];
+        let (_, rows, _) =
+            read_all(&optional, b"a,b\nAccount 1 - Alice\n1,2\nAccount 2\n3,4\n").expect("read");
+        assert_eq!(rows[0][3].as_deref(), Some("Alice"));
+        assert_eq!(
+            (rows[1][2].as_deref(), rows[1][3].as_deref()),
+            (Some("2"), None)
+        );
+        // A section line ends a continuation: the line after it is no part of the row
+        // before it.
+        optional.continuation = Some("b".into());
+        let (_, rows, _) = read_all(&optional, b"a,b\n1,x\nAccount 2\n,y\n").expect("read");
+        assert_eq!(rows[0][1].as_deref(), Some("x"));
+        assert_eq!(rows.len(), 2);
         // A group named like a column, and a pattern without a group, are refused.
         c.sections = vec!["^(?P<Symbol>.+)$".into()];
         assert!(read_all(&c, text).is_err());

@@ -267,13 +267,14 @@ fn field_expr(columns: &[ColumnRecord], field: &str) -> Option<String> {
         _ => None,
     });
     if let (Some((col, negative)), Some(sign)) = (signed, find(|p| matches!(p, Part::Sign))) {
-        // Compared trimmed and ignoring case (`Af`, `AF`); an empty sign is `""`.
+        // Compared as `sign_key` does (`Af` is `AF`); an empty sign is `""`.
         let list: Vec<String> = negative
             .iter()
-            .map(|v| literal(&v.trim().to_lowercase()))
+            .map(|v| literal(&crate::defs::sign_key(v)))
             .collect();
         return Some(format!(
-            "(CASE WHEN lower(coalesce(trim({sign}), '')) IN ({}) THEN -{col} ELSE {col} END)",
+            "(CASE WHEN {} IN ({}) THEN -{col} ELSE {col} END)",
+            crate::defs::sign_key_sql(&sign),
             list.join(", ")
         ));
     }

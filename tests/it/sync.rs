@@ -1108,6 +1108,18 @@ fn an_empty_sign_may_be_the_negative_one_and_signs_ignore_case() {
         p.int("SELECT count(*) FROM main.tx WHERE date >= '2020-01-01'"),
         0
     );
+    // Spaces and tabs around a sign, a no-break space included, are trimmed alike by
+    // the check and by the view: what the check lets through, the view signs right.
+    p.file(
+        "in/giro/jan.csv",
+        "Date,Memo,Bedrag,Af Bij\n2020-01-14,Rent,800.00,\"Af\t\"\n\
+         2020-01-15,Salary,2000.00,\"\u{a0}BIJ \"\n",
+    );
+    p.sync().code(0);
+    assert_eq!(
+        p.texts("SELECT amount::VARCHAR || ' ' || memo FROM main.tx WHERE date >= '2020-01-01' ORDER BY date"),
+        ["-800.00 Rent", "2000.00 Salary"]
+    );
 }
 
 /// Issue 10: a Czech export in Windows-1250, whose letters Windows-1252 would turn into
