@@ -411,10 +411,20 @@ Saldo = "decimal"
         )
         .expect("fixture"),
     );
+    p.file(
+        "sources/app.toml",
+        "tags = [\"tx\"]\n[fields]\ndate = \"day\"\namount = \"value\"\nmemo = \"what\"\n\
+         [reader]\ntype = \"json\"\npath = \"in/js\"\nrecords = \"/items\"\ndecimal_separator = \",\"\n",
+    );
+    p.file(
+        "in/js/a.json",
+        r#"{"items":[{"day":"2026-01-02","value":"-3,50","what":"Tea"}]}"#,
+    );
     p.sync().code(0);
     assert_eq!(
         p.texts("SELECT source || ' ' || definition FROM meta.loads ORDER BY source"),
         [
+            "app 0ab3a49cc797e81b06803f71a80b0c29",
             "card 41eceec6bfee8ffdf8d810ed7e1329f1",
             "giro a7779c5d687d0cb5a73853f0bfc46996",
             "giro_pdf e4b054e34ac601a76f351ff002252c56",
@@ -424,6 +434,7 @@ Saldo = "decimal"
     assert_eq!(
         p.texts("SELECT source || ' ' || fingerprint FROM meta.satellites ORDER BY source"),
         [
+            "app 552d7319de0f755f9061bd6853bb306c",
             "card 5258b5972568bea0fc4587c42b5e926b",
             "giro cd7ac6710f4113361b3a8d07be24630b",
             "giro_pdf e0714b06b6502d69727831ed898fcdf7",
