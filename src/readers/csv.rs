@@ -1779,7 +1779,7 @@ mod tests {
                     ragged,
                     ..CsvConfig::default()
                 };
-                let Ok(mut reader) = CsvReader::open(&config, &path, "x.csv") else {
+                let Ok(reader) = CsvReader::open(&config, &path, "x.csv") else {
                     return Ok(());
                 };
                 let width = reader.columns().len();
