@@ -719,13 +719,36 @@ fn days_since_epoch(d: NaiveDate) -> i32 {
 }
 
 fn parse_date(s: &str, format: &ValueFormat) -> Result<i32, String> {
-    let fmt = format.date_format.as_deref().unwrap_or("%Y-%m-%d");
+    let Some(formats) = &format.date_format else {
+        return parse_date_as(s, "%Y-%m-%d", format);
+    };
+    // The formats in order: the first that reads the value wins. A format that reads it
+    // but finds no year for it (a date far outside the statement period) says so.
+    for fmt in formats.iter() {
+        match parse_date_as(s, fmt, format) {
+            Ok(d) => return Ok(d),
+            Err(e) if e.starts_with("is not a date") => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let tried: Vec<String> = formats.iter().map(|f| format!("`{f}`")).collect();
+    Err(match tried.len() {
+        1 => format!("is not a date in the format {}", tried[0]),
+        _ => format!("is not a date in any of the formats {}", tried.join(", ")),
+    })
+}
+
+/// `s` as a date in one chrono format `fmt` (with the source's year or period when `fmt`
+/// has no year).
+fn parse_date_as(s: &str, fmt: &str, format: &ValueFormat) -> Result<i32, String> {
     if fmt == "%Y-%m-%d" {
         if let Some(d) = iso_date(s.as_bytes()) {
             return Ok(days_since_epoch(d));
         }
     }
+    let has_year = crate::readers::format_has_year(fmt);
     let parsed = match (format.year, &format.period) {
+        _ if has_year => NaiveDate::parse_from_str(s, fmt),
         // Dates written without a year (`05 Nov`): the source's `year` completes them,
         // or the statement period the unit names.
         (Some(year), _) => NaiveDate::parse_from_str(&format!("{s} {year}"), &format!("{fmt} %Y")),
@@ -914,6 +937,35 @@ mod tests {
         assert_eq!(parse_integer("7-", &us), Ok(-7));
     }
 
+    /// Issue 10: a column writing this year's dates without the year and earlier ones
+    /// with it (Revolut, 2019) is read with a list of formats, in order.
+    #[test]
+    fn a_list_of_date_formats_is_tried_in_order() {
+        let f = ValueFormat {
+            date_format: Some(crate::readers::DateFormats(vec![
+                "%B %d".into(),
+                "%Y %B %d".into(),
+            ])),
+            year: Some(2019),
+            ..ValueFormat::default()
+        };
+        let day = |y, m, d| days_since_epoch(NaiveDate::from_ymd_opt(y, m, d).expect("date"));
+        assert_eq!(parse_date("September 15", &f), Ok(day(2019, 9, 15)));
+        assert_eq!(parse_date("2018 August 28", &f), Ok(day(2018, 8, 28)));
+        let err = parse_date("Pending", &f).unwrap_err();
+        assert!(
+            err.contains("any of the formats `%B %d`, `%Y %B %d`"),
+            "{err}"
+        );
+        // The year rule: a list with a format without a year needs `year` or `period`.
+        use crate::readers::period::check_year;
+        let mixed = crate::readers::DateFormats(vec!["%B %d".into(), "%Y %B %d".into()]);
+        assert!(check_year(Some(&mixed), None, None, None).is_err());
+        let full = crate::readers::DateFormats(vec!["%d.%m.%Y".into(), "%d.%m.%y".into()]);
+        assert!(check_year(Some(&full), Some(2019), None, None).is_err());
+        assert!(check_year(Some(&full), None, None, None).is_ok());
+    }
+
     /// Issue 10: dates without a year take the source's `year`.
     #[test]
     fn dates_without_a_year_take_the_sources_year() {
@@ -942,9 +994,9 @@ mod tests {
             .contains("`%y`"));
         assert!(parse_date("28.03.2018", &y).is_ok());
         use crate::readers::period::check_year;
-        assert!(check_year(Some("%d %b"), None, None, None).is_err());
-        assert!(check_year(Some("%d.%m.%Y"), Some(2025), None, None).is_err());
-        assert!(check_year(Some("%d.%m."), Some(2025), None, None).is_ok());
+        assert!(check_year(Some(&"%d %b".into()), None, None, None).is_err());
+        assert!(check_year(Some(&"%d.%m.%Y".into()), Some(2025), None, None).is_err());
+        assert!(check_year(Some(&"%d.%m.".into()), Some(2025), None, None).is_ok());
         assert!(check_year(None, None, None, None).is_ok());
         // Or the statement period the unit names.
         let p = ValueFormat {
@@ -1128,7 +1180,7 @@ mod tests {
                     |(decimal_separator, thousands_separator, date_format, year)| ValueFormat {
                         decimal_separator,
                         thousands_separator,
-                        date_format,
+                        date_format: date_format.map(|f: String| f.as_str().into()),
                         timestamp_format: None,
                         year,
                         period: None,

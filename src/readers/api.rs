@@ -73,7 +73,7 @@ pub struct ApiConfig {
     pub thousands_separator: Option<String>,
     /// chrono format of dates written as strings; ISO 8601 when omitted.
     #[serde(default)]
-    pub date_format: Option<String>,
+    pub date_format: Option<super::DateFormats>,
     /// chrono format of timestamps written as strings; ISO 8601 / RFC 3339 when omitted.
     #[serde(default)]
     pub timestamp_format: Option<String>,

@@ -47,7 +47,7 @@ pub struct CsvConfig {
     pub thousands_separator: Option<String>,
     /// chrono format of dates, such as `%d.%m.%Y`.
     #[serde(default)]
-    pub date_format: Option<String>,
+    pub date_format: Option<super::DateFormats>,
     /// chrono format of timestamps, such as `%d.%m.%Y %H:%M`.
     #[serde(default)]
     pub timestamp_format: Option<String>,
@@ -184,10 +184,7 @@ impl CsvConfig {
             ));
         }
         self.decoding()?;
-        super::check_formats(
-            self.date_format.as_deref(),
-            self.timestamp_format.as_deref(),
-        )?;
+        super::check_formats(self.date_format.as_ref(), self.timestamp_format.as_deref())?;
         super::period::check_year_options!(self)?;
         if self.period.is_some() && self.skip_rows == 0 {
             return Err((

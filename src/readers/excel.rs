@@ -67,7 +67,7 @@ pub struct ExcelConfig {
     pub range: Option<String>,
     /// chrono format of dates written as text cells.
     #[serde(default)]
-    pub date_format: Option<String>,
+    pub date_format: Option<super::DateFormats>,
     /// chrono format of timestamps written as text cells.
     #[serde(default)]
     pub timestamp_format: Option<String>,
@@ -192,10 +192,7 @@ impl ReaderKind for ExcelConfig {
 impl ExcelConfig {
     /// Cross-field rules, as (key, what was expected).
     pub fn check(&self) -> Result<(), (String, String)> {
-        super::check_formats(
-            self.date_format.as_deref(),
-            self.timestamp_format.as_deref(),
-        )?;
+        super::check_formats(self.date_format.as_ref(), self.timestamp_format.as_deref())?;
         super::period::check_year_options!(self)?;
         RowRules::of(self)?;
         if let Some(h) = self

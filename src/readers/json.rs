@@ -44,7 +44,7 @@ pub struct JsonConfig {
     pub thousands_separator: Option<String>,
     /// chrono format of dates written as strings; ISO 8601 when omitted.
     #[serde(default)]
-    pub date_format: Option<String>,
+    pub date_format: Option<super::DateFormats>,
     /// chrono format of timestamps written as strings; ISO 8601 / RFC 3339 when omitted.
     #[serde(default)]
     pub timestamp_format: Option<String>,
@@ -101,7 +101,7 @@ impl ReaderKind for JsonConfig {
 pub struct TextOptions<'a> {
     pub decimal_separator: &'a Option<String>,
     pub thousands_separator: &'a Option<String>,
-    pub date_format: &'a Option<String>,
+    pub date_format: &'a Option<super::DateFormats>,
     pub timestamp_format: &'a Option<String>,
 }
 
@@ -116,10 +116,7 @@ impl TextOptions<'_> {
                 "must differ from decimal_separator".into(),
             ));
         }
-        check_formats(
-            self.date_format.as_deref(),
-            self.timestamp_format.as_deref(),
-        )
+        check_formats(self.date_format.as_ref(), self.timestamp_format.as_deref())
     }
 
     /// The value format these options give.

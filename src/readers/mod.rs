@@ -138,8 +138,8 @@ pub struct ValueFormat {
     pub decimal_separator: char,
     /// Thousands separator removed before parsing numbers, if any.
     pub thousands_separator: Option<char>,
-    /// chrono format of dates; ISO 8601 when none.
-    pub date_format: Option<String>,
+    /// chrono formats of dates, tried in order; ISO 8601 when none.
+    pub date_format: Option<DateFormats>,
     /// chrono format of timestamps; ISO 8601 / RFC 3339 when none.
     pub timestamp_format: Option<String>,
     /// The year of dates written without one (`05 Nov` with `date_format = "%d %b"`).
@@ -203,12 +203,66 @@ impl UniqueNames {
     }
 }
 
+/// `date_format`: one chrono format, or a list tried in order (a column that writes
+/// `September 15` this year and `2018 August 28` before).
+#[derive(Clone, PartialEq, Eq)]
+pub struct DateFormats(pub Vec<String>);
+
+impl DateFormats {
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(String::as_str)
+    }
+}
+
+impl From<&str> for DateFormats {
+    fn from(format: &str) -> Self {
+        DateFormats(vec![format.to_string()])
+    }
+}
+
+/// One format prints as the string it always was (definition fingerprints hash this).
+impl std::fmt::Debug for DateFormats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0[..] {
+            [one] => one.fmt(f),
+            many => many.fmt(f),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for DateFormats {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum OneOrMany {
+            One(String),
+            Many(Vec<String>),
+        }
+        match OneOrMany::deserialize(d)
+            .map_err(|_| serde::de::Error::custom("expected a format, or a list of formats"))?
+        {
+            OneOrMany::One(f) => Ok(DateFormats(vec![f])),
+            OneOrMany::Many(list) if list.is_empty() => Err(serde::de::Error::custom(
+                "expected at least one format in the list",
+            )),
+            OneOrMany::Many(list) => Ok(DateFormats(list)),
+        }
+    }
+}
+
 /// `date_format` and `timestamp_format` must be chrono formats: a specifier chrono does
 /// not know is a definition error, not a rejected file.
-pub fn check_formats(date: Option<&str>, timestamp: Option<&str>) -> Result<(), (String, String)> {
+pub fn check_formats(
+    date: Option<&DateFormats>,
+    timestamp: Option<&str>,
+) -> Result<(), (String, String)> {
     use chrono::format::{Item, StrftimeItems};
-    for (key, format) in [("date_format", date), ("timestamp_format", timestamp)] {
-        if let Some(f) = format {
+    let dates = date.into_iter().flat_map(DateFormats::iter);
+    let named = dates
+        .map(|f| ("date_format", f))
+        .chain(timestamp.map(|f| ("timestamp_format", f)));
+    for (key, f) in named {
+        {
             if StrftimeItems::new(f).any(|i| matches!(i, Item::Error)) {
                 return Err((
                     key.into(),

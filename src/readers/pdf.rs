@@ -53,7 +53,7 @@ pub struct PdfConfig {
     pub thousands_separator: Option<String>,
     /// chrono format of dates; ISO 8601 when omitted.
     #[serde(default)]
-    pub date_format: Option<String>,
+    pub date_format: Option<super::DateFormats>,
     /// chrono format of timestamps; ISO 8601 when omitted.
     #[serde(default)]
     pub timestamp_format: Option<String>,

@@ -150,7 +150,8 @@ impl PeriodRule {
             ));
         }
         let format = format.unwrap_or("%Y-%m-%d");
-        super::check_formats(Some(format), None).map_err(|(_, m)| ("period_format".into(), m))?;
+        super::check_formats(Some(&format.into()), None)
+            .map_err(|(_, m)| ("period_format".into(), m))?;
         if !super::format_has_year(format) {
             return Err((
                 "period_format".into(),
@@ -216,7 +217,7 @@ impl PeriodRule {
 macro_rules! check_year_options {
     ($config:expr) => {
         $crate::readers::period::check_year(
-            $config.date_format.as_deref(),
+            $config.date_format.as_ref(),
             $config.year,
             $config.period.as_deref(),
             $config.period_format.as_deref(),
@@ -229,7 +230,7 @@ pub(crate) use check_year_options;
 /// `period`, and they need such a format; a date is never completed with a year nobody
 /// chose.
 pub fn check_year(
-    date_format: Option<&str>,
+    date_format: Option<&super::DateFormats>,
     year: Option<i32>,
     period: Option<&str>,
     period_format: Option<&str>,
@@ -248,7 +249,8 @@ pub fn check_year(
             "reads the dates `period` finds; there is no `period`".into(),
         ));
     }
-    let has_year = date_format.is_none_or(super::format_has_year);
+    // A list may mix formats with and without a year; those without one need it.
+    let has_year = date_format.is_none_or(|fs| fs.iter().all(super::format_has_year));
     match (has_year, year, period) {
         (_, Some(_), Some(_)) => Err(("period".into(), "give `year` or `period`, not both".into())),
         (false, None, None) => Err((
@@ -384,7 +386,9 @@ mod tests {
 
     #[test]
     fn year_options_are_checked_together() {
-        let ok = |d, y, p, f| check_year(d, y, p, f).is_ok();
+        let ok = |d: Option<&str>, y, p, f| {
+            check_year(d.map(super::super::DateFormats::from).as_ref(), y, p, f).is_ok()
+        };
         assert!(ok(Some("%d %b"), Some(2025), None, None));
         assert!(ok(
             Some("%d %b"),

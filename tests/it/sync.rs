@@ -1213,3 +1213,37 @@ fn sections_make_the_line_above_each_table_a_column() {
     );
     assert_eq!(p.int("SELECT count(*) FROM main.tx"), 2);
 }
+
+/// Issue 10: Revolut's 2019 export writes this year's dates as `September 15` and
+/// earlier ones as `2018 August 28` in one column: a list of formats reads both.
+#[test]
+fn a_list_of_date_formats_reads_a_column_that_mixes_them() {
+    let p = Project::new();
+    p.file("tags/tx.toml", crate::common::TX_TAG);
+    p.file(
+        "sources/revolut.toml",
+        "tags = [\"tx\"]\n[fields]\ndate = \"Completed Date\"\nmemo = \"Reference\"\n\
+         amount = { credit = \"Paid In (EUR)\", debit = \"Paid Out (EUR)\" }\n\
+         [reader]\ntype = \"csv\"\npath = \"in\"\nthousands_separator = \",\"\n\
+         date_format = [\"%B %d\", \"%Y %B %d\"]\nyear = 2019\n",
+    );
+    p.file(
+        "in/statement.csv",
+        "Completed Date ; Reference ; Paid Out (EUR) ; Paid In (EUR) ; Balance (EUR)\n\
+         September 15 ; Coffee ; 3.50 ;  ; 1,792.49\n\
+         2018 August 28 ; Top-up ;  ; 1,000.00 ; 1,795.99\n",
+    );
+    p.sync().code(0);
+    assert_eq!(
+        p.texts("SELECT strftime(date, '%Y-%m-%d') || ' ' || amount::VARCHAR FROM main.tx ORDER BY date"),
+        ["2018-08-28 1000.00", "2019-09-15 -3.50"]
+    );
+    // An empty list is a definition error.
+    p.file(
+        "sources/revolut.toml",
+        "tags = [\"tx\"]\n[reader]\ntype = \"csv\"\npath = \"in\"\ndate_format = []\n",
+    );
+    p.run(&["check"])
+        .code(2)
+        .stderr_has(&["sources/revolut.toml", "at least one format"]);
+}
