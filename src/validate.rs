@@ -722,14 +722,21 @@ fn parse_date(s: &str, format: &ValueFormat) -> Result<i32, String> {
     let Some(formats) = &format.date_format else {
         return parse_date_as(s, "%Y-%m-%d", format);
     };
-    // The formats in order: the first that reads the value wins. A format that reads it
-    // but finds no year for it (a date far outside the statement period) says so.
+    // The formats in order: the first that reads the value wins. When none does, the
+    // first that read it but refused the date (no year in the statement period, a
+    // two-digit year under `%Y`) says why; `["%d.%m.%Y", "%d.%m.%y"]` reads both years.
+    let mut why = None;
     for fmt in formats.iter() {
         match parse_date_as(s, fmt, format) {
             Ok(d) => return Ok(d),
             Err(e) if e.starts_with("is not a date") => {}
-            Err(e) => return Err(e),
+            Err(e) => {
+                why.get_or_insert(e);
+            }
         }
+    }
+    if let Some(why) = why {
+        return Err(why);
     }
     let tried: Vec<String> = formats.iter().map(|f| format!("`{f}`")).collect();
     Err(match tried.len() {
@@ -957,6 +964,16 @@ mod tests {
             err.contains("any of the formats `%B %d`, `%Y %B %d`"),
             "{err}"
         );
+        // Four-digit and two-digit years: the `%Y` guard passes on to `%y`.
+        let years = ValueFormat {
+            date_format: Some(crate::readers::DateFormats(vec![
+                "%d.%m.%Y".into(),
+                "%d.%m.%y".into(),
+            ])),
+            ..ValueFormat::default()
+        };
+        assert_eq!(parse_date("28.03.18", &years), Ok(day(2018, 3, 28)));
+        assert_eq!(parse_date("28.03.2018", &years), Ok(day(2018, 3, 28)));
         // The year rule: a list with a format without a year needs `year` or `period`.
         use crate::readers::period::check_year;
         let mixed = crate::readers::DateFormats(vec!["%B %d".into(), "%Y %B %d".into()]);
