@@ -245,7 +245,8 @@ impl ReaderKind for ApiConfig {
         if self.max_pages == Some(0) {
             return err("max_pages", "must be at least 1".into());
         }
-        super::json::text_options!(self).check()
+        super::json::text_options!(self).check()?;
+        super::json::every_format_has_a_year(self.date_format.as_ref())
     }
 
     fn value_format(&self) -> ValueFormat {

@@ -63,7 +63,8 @@ impl ReaderKind for JsonConfig {
         if let Some(p) = &self.records {
             json::parse_pointer(p).map_err(|e| ("records".to_string(), e))?;
         }
-        text_options!(self).check()
+        text_options!(self).check()?;
+        every_format_has_a_year(self.date_format.as_ref())
     }
 
     fn value_format(&self) -> ValueFormat {
@@ -93,6 +94,20 @@ impl ReaderKind for JsonConfig {
             layout,
         };
         Ok(Box::new(RecordsReader::open(vec![doc], false, &[], None)?))
+    }
+}
+
+/// For readers without `year` or `period` (JSON, APIs): every `date_format` writes the
+/// year, or no date could be read.
+pub fn every_format_has_a_year(
+    formats: Option<&super::DateFormats>,
+) -> Result<(), (String, String)> {
+    match formats.and_then(|fs| fs.iter().find(|f| !super::format_has_year(f))) {
+        Some(f) => Err((
+            "date_format".into(),
+            format!("`{f}` has no year, and this reader has no `year` or `period` to give one"),
+        )),
+        None => Ok(()),
     }
 }
 

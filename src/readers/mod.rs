@@ -238,12 +238,14 @@ impl<'de> Deserialize<'de> for DateFormats {
             One(String),
             Many(Vec<String>),
         }
-        match OneOrMany::deserialize(d)
-            .map_err(|_| serde::de::Error::custom("expected a format, or a list of formats"))?
-        {
+        match OneOrMany::deserialize(d).map_err(|_| {
+            serde::de::Error::custom(
+                "`date_format`: expected a chrono format such as \"%d.%m.%Y\", or a list of them",
+            )
+        })? {
             OneOrMany::One(f) => Ok(DateFormats(vec![f])),
             OneOrMany::Many(list) if list.is_empty() => Err(serde::de::Error::custom(
-                "expected at least one format in the list",
+                "`date_format`: expected at least one format in the list",
             )),
             OneOrMany::Many(list) => Ok(DateFormats(list)),
         }
@@ -262,6 +264,9 @@ pub fn check_formats(
         .map(|f| ("date_format", f))
         .chain(timestamp.map(|f| ("timestamp_format", f)));
     for (key, f) in named {
+        if f.trim().is_empty() {
+            return Err((key.into(), "is an empty format".into()));
+        }
         {
             if StrftimeItems::new(f).any(|i| matches!(i, Item::Error)) {
                 return Err((

@@ -255,9 +255,24 @@ pub fn check_year(
         (_, Some(_), Some(_)) => Err(("period".into(), "give `year` or `period`, not both".into())),
         (false, None, None) => Err((
             "date_format".into(),
-            "has no year (%Y or %y); set `year` to the year of the dates, or `period` to \
-             take it from the statement period"
-                .into(),
+            format!(
+                "{} no year (%Y or %y); set `year` to the year of the dates, or `period` to \
+                 take it from the statement period",
+                date_format
+                    .map(|fs| {
+                        let without: Vec<String> = fs
+                            .iter()
+                            .filter(|f| !super::format_has_year(f))
+                            .map(|f| format!("`{f}`"))
+                            .collect();
+                        format!(
+                            "{} {}",
+                            without.join(", "),
+                            if without.len() > 1 { "have" } else { "has" }
+                        )
+                    })
+                    .unwrap_or_default()
+            ),
         )),
         (true, Some(_), _) => Err((
             "year".into(),

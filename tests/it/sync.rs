@@ -1246,4 +1246,30 @@ fn a_list_of_date_formats_reads_a_column_that_mixes_them() {
     p.run(&["check"])
         .code(2)
         .stderr_has(&["sources/revolut.toml", "at least one format"]);
+    // A list with a format without a year names it when neither `year` nor `period`
+    // is given; a JSON source, which has neither, refuses such a format.
+    p.file(
+        "sources/revolut.toml",
+        "tags = [\"tx\"]\n[reader]\ntype = \"csv\"\npath = \"in\"\n\
+         date_format = [\"%B %d\", \"%Y %B %d\"]\n",
+    );
+    p.run(&["check"])
+        .code(2)
+        .stderr_has(&["sources/revolut.toml", "`%B %d` has no year"]);
+    p.file(
+        "sources/revolut.toml",
+        "tags = [\"tx\"]\n[reader]\ntype = \"json\"\npath = \"in\"\ndate_format = [\"%d.%m.%Y\", \"%d.%m.\"]\n",
+    );
+    p.run(&["check"]).code(2).stderr_has(&[
+        "sources/revolut.toml",
+        "`%d.%m.` has no year, and this reader has no `year` or `period`",
+    ]);
+    p.file(
+        "sources/revolut.toml",
+        "tags = [\"tx\"]\n[reader]\ntype = \"csv\"\npath = \"in\"\ndate_format = 5\n",
+    );
+    p.run(&["check"]).code(2).stderr_has(&[
+        "sources/revolut.toml",
+        "`date_format`: expected a chrono format",
+    ]);
 }
