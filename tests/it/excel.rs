@@ -573,3 +573,40 @@ fn null_values_let_a_column_of_numbers_and_placeholders_be_numbers() {
         ["8", "NULL"]
     );
 }
+
+/// Issue 10: a hand-kept sheet whose Date column holds date cells and a date typed in as
+/// text is read with both formats in `date_format`.
+#[test]
+fn a_column_of_date_cells_and_text_dates_reads_with_both_formats() {
+    let p = project("", "");
+    p.file("in/cash.xlsx", fixture("mixed-dates.xlsx"));
+    // With the text's format alone, the date cells (ISO text in a mixed column) fail,
+    // naming the cell.
+    p.file(
+        "sources/stmt.toml",
+        std::fs::read_to_string(p.path("sources/stmt.toml"))
+            .expect("source")
+            .replace("path = \"in\"", "path = \"in\"\ndate_format = \"%d.%m.%Y\""),
+    );
+    p.sync()
+        .code(1)
+        .stderr_has(&["in/cash.xlsx", "cell A2", "2026-01-05"]);
+    p.file(
+        "sources/stmt.toml",
+        std::fs::read_to_string(p.path("sources/stmt.toml"))
+            .expect("source")
+            .replace(
+                "date_format = \"%d.%m.%Y\"",
+                "date_format = [\"%d.%m.%Y\", \"%Y-%m-%d\"]",
+            ),
+    );
+    p.sync().code(0);
+    assert_eq!(
+        rows(&p),
+        [
+            "2026-01-05 -3.20 Bakery",
+            "2026-01-06 -1.50 Typed by hand",
+            "2026-01-07 -12.00 Market",
+        ]
+    );
+}
