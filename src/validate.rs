@@ -47,6 +47,19 @@ pub struct Contract {
     pub key: Option<Vec<usize>>,
     /// Arrow schema of typed batches.
     pub schema: SchemaRef,
+    /// Strict sign columns (`positive` given): each field's own, even when two fields
+    /// share one sign column.
+    signs: Vec<SignRule>,
+}
+
+/// A sign column whose every value must be in `negative` or `positive`.
+#[derive(Debug, Clone)]
+struct SignRule {
+    /// Index of the sign column.
+    column: usize,
+    field: String,
+    negative: Vec<String>,
+    positive: Vec<String>,
 }
 
 impl Contract {
@@ -135,10 +148,30 @@ impl Contract {
                 .map(|c| Field::new(&c.name, c.ty.arrow(), true))
                 .collect::<Vec<_>>(),
         ));
+        // Every derived field with `positive`, found among all its parts (a column that
+        // two fields share keeps one part in `columns`).
+        let signs = required
+            .iter()
+            .filter_map(|r| match &r.part {
+                Some(Part::Signed { negative, positive }) if !positive.is_empty() => {
+                    let sign = required
+                        .iter()
+                        .find(|s| s.field == r.field && s.part == Some(Part::Sign))?;
+                    Some(SignRule {
+                        column: columns.iter().position(|c| c.name == sign.column)?,
+                        field: r.field.clone(),
+                        negative: negative.clone(),
+                        positive: positive.clone(),
+                    })
+                }
+                _ => None,
+            })
+            .collect();
         Ok(Contract {
             columns,
             key,
             schema,
+            signs,
         })
     }
 
@@ -209,27 +242,20 @@ impl Contract {
         batch: &InputBatch,
         typed: &[ArrayRef],
     ) -> Result<(), ContractError> {
-        for signed in self.columns.iter().filter_map(|c| c.field.as_ref()) {
-            let Some(Part::Signed { negative, positive }) = &signed.part else {
-                continue;
-            };
-            if positive.is_empty() {
-                continue;
-            }
-            let Some(at) = self.columns.iter().position(|c| {
-                c.field
-                    .as_ref()
-                    .is_some_and(|f| f.field == signed.field && f.part == Some(Part::Sign))
-            }) else {
-                continue;
-            };
+        for rule in &self.signs {
+            let SignRule {
+                column: at,
+                field,
+                negative,
+                positive,
+            } = rule;
             let known: std::collections::HashSet<String> = negative
                 .iter()
                 .chain(positive)
                 .map(|v| crate::defs::sign_key(v))
                 .collect();
             // The sign as stored (a text column), compared as the view compares it.
-            let column = typed[at].as_string::<i32>();
+            let column = typed[*at].as_string::<i32>();
             for row in 0..column.len() {
                 let written = if column.is_null(row) {
                     ""
@@ -239,13 +265,12 @@ impl Contract {
                 if !known.contains(&crate::defs::sign_key(written)) {
                     return Err(ContractError::BadValue {
                         file: file.to_string(),
-                        at: batch.place.describe(batch.rows[row], at),
-                        column: self.columns[at].name.clone(),
+                        at: batch.place.describe(batch.rows[row], *at),
+                        column: self.columns[*at].name.clone(),
                         message: format!(
                             "sign {:?} is in neither `negative` {negative:?} nor `positive` \
-                             {positive:?} of field `{}`",
+                             {positive:?} of field `{field}`",
                             shorten(written),
-                            signed.field
                         ),
                     });
                 }

@@ -1273,3 +1273,31 @@ fn a_list_of_date_formats_reads_a_column_that_mixes_them() {
         "`date_format`: expected a chrono format",
     ]);
 }
+
+/// Two derived fields that share one sign column are both held to their `positive`:
+/// the contract keeps one part per column, the sign rules are kept per field.
+#[test]
+fn a_shared_sign_column_is_strict_for_every_field_that_uses_it() {
+    let p = Project::new();
+    p.file(
+        "tags/tx.toml",
+        "[fields]\ndate = { type = \"date\" }\namount = { type = \"decimal\" }\n\
+         fee = { type = \"decimal\" }\n",
+    );
+    p.file(
+        "sources/giro.toml",
+        "tags = [\"tx\"]\n[fields]\ndate = \"Date\"\n\
+         amount = { column = \"Betrag\", sign = \"S/H\", negative = [\"S\"] }\n\
+         fee = { column = \"Gebühr\", sign = \"S/H\", negative = [\"S\"], positive = [\"H\"] }\n\
+         [reader]\ntype = \"csv\"\npath = \"in\"\n",
+    );
+    p.file(
+        "in/jan.csv",
+        "Date,Betrag,Gebühr,S/H\n2026-01-03,800.00,1.00,S\n2026-01-04,20.00,0.50,X\n",
+    );
+    p.sync().code(1).stderr_has(&[
+        "in/jan.csv",
+        "line 3",
+        "sign \"X\" is in neither `negative` [\"S\"] nor `positive` [\"H\"] of field `fee`",
+    ]);
+}
