@@ -739,6 +739,12 @@ fn parse_bool(s: &str) -> Result<bool, String> {
     }
 }
 
+/// `s` as a date in the source's date formats (with its year or period), if it is one.
+pub fn date_of(s: &str, format: &ValueFormat) -> Option<NaiveDate> {
+    let days = parse_date(s, format).ok()?;
+    NaiveDate::from_ymd_opt(1970, 1, 1)?.checked_add_signed(chrono::Duration::days(days.into()))
+}
+
 fn days_since_epoch(d: NaiveDate) -> i32 {
     (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid epoch")).num_days() as i32
 }

@@ -1084,6 +1084,35 @@ impl ExcelReader {
         if many {
             columns.push(SHEET_COLUMN.to_string());
         }
+        // The statement period, in the rows above each sheet's header: one period for
+        // the unit, so sheets that state different ones are refused, not given the first.
+        let period = match &rules.period {
+            None => None,
+            Some(rule) => {
+                let mut found: Option<(Period, &str)> = None;
+                for t in &tables {
+                    let looked_in = format!("the rows above sheet `{}`'s header", t.sheet);
+                    let p = rule
+                        .find(&t.preamble, &looked_in)
+                        .map_err(|m| read_error(name, m))?;
+                    match found {
+                        Some((first, sheet)) if first != p => {
+                            return Err(read_error(
+                                name,
+                                format!(
+                                    "sheet `{sheet}` states the period {first} and sheet `{}` \
+                                     {p}: read each sheet with its own source (`sheet`)",
+                                    t.sheet
+                                ),
+                            ))
+                        }
+                        Some(_) => {}
+                        None => found = Some((p, &t.sheet)),
+                    }
+                }
+                found.map(|(p, _)| p)
+            }
+        };
         // Types from every cell of every selected sheet.
         let width = first.columns.len();
         let mut kinds = vec![Kind::Empty; width];
@@ -1094,7 +1123,43 @@ impl ExcelReader {
                 }
             }
         }
-        let mut fields: Vec<Field> = first
+        // A column of date cells with dates typed in as text (hand-kept sheets) is a date
+        // column when every text cell is a date in the source's `date_format`.
+        let format = ValueFormat {
+            period,
+            ..config.value_format()
+        };
+        for (c, kind) in kinds.iter_mut().enumerate() {
+            if *kind != Kind::Text {
+                continue;
+            }
+            let cells = || {
+                tables
+                    .iter()
+                    .flat_map(|t| t.rows.iter().map(move |(_, r)| &r[c]))
+            };
+            let has_date = cells().any(|cell| matches!(cell, Cell::Date(_)));
+            let all_dates = || {
+                cells().all(|cell| match cell {
+                    Cell::Empty | Cell::Date(_) => true,
+                    Cell::Text(t) => crate::validate::date_of(t.trim(), &format).is_some(),
+                    _ => false,
+                })
+            };
+            if has_date && all_dates() {
+                for t in &mut tables {
+                    for (_, row) in &mut t.rows {
+                        if let Cell::Text(text) = &row[c] {
+                            if let Some(d) = crate::validate::date_of(text.trim(), &format) {
+                                row[c] = Cell::Date(d);
+                            }
+                        }
+                    }
+                }
+                *kind = Kind::Date;
+            }
+        }
+        let mut fields: Vec<Field> = tables[0]
             .columns
             .iter()
             .zip(&kinds)
@@ -1129,35 +1194,6 @@ impl ExcelReader {
                 });
             }
         }
-        // The statement period, in the rows above each sheet's header: one period for
-        // the unit, so sheets that state different ones are refused, not given the first.
-        let period = match &rules.period {
-            None => None,
-            Some(rule) => {
-                let mut found: Option<(Period, &str)> = None;
-                for t in &tables {
-                    let looked_in = format!("the rows above sheet `{}`'s header", t.sheet);
-                    let p = rule
-                        .find(&t.preamble, &looked_in)
-                        .map_err(|m| read_error(name, m))?;
-                    match found {
-                        Some((first, sheet)) if first != p => {
-                            return Err(read_error(
-                                name,
-                                format!(
-                                    "sheet `{sheet}` states the period {first} and sheet `{}` \
-                                     {p}: read each sheet with its own source (`sheet`)",
-                                    t.sheet
-                                ),
-                            ))
-                        }
-                        Some(_) => {}
-                        None => found = Some((p, &t.sheet)),
-                    }
-                }
-                found.map(|(p, _)| p)
-            }
-        };
         Ok(ExcelReader {
             columns,
             schema,
