@@ -125,9 +125,9 @@ fn stable_debug(source: &Source) -> String {
     let reader = format!("{:?}", source.reader);
     let mut kept = reader.clone();
     for (kind, defaults) in NEW_DEFAULTS {
-        if kind.is_empty() || reader.starts_with(kind) {
+        if !kind.is_empty() && reader.starts_with(kind) {
             for d in defaults {
-                kept = kept.replace(d, "");
+                kept = without_outside_strings(&kept, d);
             }
         }
     }
@@ -135,9 +135,36 @@ fn stable_debug(source: &Source) -> String {
     for (kind, defaults) in NEW_DEFAULTS {
         if kind.is_empty() {
             for d in defaults {
-                out = out.replace(d, "");
+                out = without_outside_strings(&out, d);
             }
         }
+    }
+    out
+}
+
+/// `text` (`Debug` output) without `pattern` where it stands outside quoted strings: a
+/// user's pattern or column name that happens to hold `, period: None` stays.
+fn without_outside_strings(text: &str, pattern: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let (mut in_string, mut escaped) = (false, false);
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        if !in_string && rest.starts_with(pattern) {
+            rest = &rest[pattern.len()..];
+            continue;
+        }
+        if in_string {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_string = false,
+                _ => {}
+            }
+        } else if c == '"' {
+            in_string = true;
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
     }
     out
 }
@@ -537,6 +564,17 @@ fn parse_file<T: DeserializeOwned>(path: &Path) -> Result<T, DefError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Options added later are dropped from the fingerprint text at their defaults only
+    /// outside quoted strings.
+    #[test]
+    fn new_defaults_are_dropped_outside_strings_only() {
+        let text = r#"Csv(CsvConfig { path: "in", skip: ["Saldo, period: None \"x\", period: None"], period: None, ragged: None })"#;
+        assert_eq!(
+            without_outside_strings(text, ", period: None"),
+            r#"Csv(CsvConfig { path: "in", skip: ["Saldo, period: None \"x\", period: None"], ragged: None })"#
+        );
+    }
 
     #[test]
     fn names_are_table_safe() {
