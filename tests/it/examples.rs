@@ -38,7 +38,7 @@ fn shipped_samples_load_with_every_row() {
     let workouts = data_lines(&read("workouts/workouts.csv"), 0);
     assert_eq!(p.int("SELECT count(*) FROM main.bank_giro"), bank);
     assert_eq!(p.int("SELECT count(*) FROM main.card"), card);
-    // The cash book: eight entries in make_fixtures.py, under a two-line title.
+    // The cash book: eight entries in tools/fixtures/excel/make_fixtures.py, under a two-line title.
     assert_eq!(p.int("SELECT count(*) FROM main.cash_book"), 8);
     assert_eq!(p.int("SELECT min(\"row_number\") FROM main.cash_book"), 5);
     assert_eq!(

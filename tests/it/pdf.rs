@@ -1,4 +1,4 @@
-//! PDF statements from several producers (tests/fixtures/pdf, made by make.py there),
+//! PDF statements from several producers (tests/fixtures/pdf, made by tools/fixtures/pdf/make.py),
 //! compared row by row with the truth they were made from; receipts; encrypted, scanned
 //! and truncated files.
 
