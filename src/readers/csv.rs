@@ -702,7 +702,9 @@ impl CsvReader {
                         .iter()
                         .collect::<Vec<_>>()
                         .join(&char::from(delimiter).to_string());
-                    sections.update(&text, &mut section_values);
+                    if let Some(values) = sections.values_after(&text, &section_values) {
+                        section_values = values;
+                    }
                 }
             }
         }
@@ -1027,18 +1029,16 @@ impl Sections {
         Ok(out)
     }
 
-    /// If `text` starts a section, its groups' values into `values` (NULL for a group
-    /// of the matching pattern that took no part; other patterns' groups keep theirs);
-    /// whether it did.
-    fn update(&self, text: &str, values: &mut [Option<String>]) -> bool {
-        let Some((pattern, caps)) = self
+    /// If `text` starts a section, the section values it gives, from `current` (NULL for
+    /// a group of the matching pattern that took no part; other patterns' groups keep
+    /// theirs). Rows that start none cost no copy.
+    fn values_after(&self, text: &str, current: &[Option<String>]) -> Option<Vec<Option<String>>> {
+        let (pattern, caps) = self
             .patterns
             .iter()
-            .find_map(|p| p.captures(text).map(|c| (p, c)))
-        else {
-            return false;
-        };
+            .find_map(|p| p.captures(text).map(|c| (p, c)))?;
         let own: Vec<&str> = pattern.capture_names().flatten().collect();
+        let mut values = current.to_vec();
         for (name, value) in self.names.iter().zip(values.iter_mut()) {
             if own.contains(&name.as_str()) {
                 *value = caps
@@ -1048,7 +1048,7 @@ impl Sections {
                     .map(str::to_string);
             }
         }
-        true
+        Some(values)
     }
 }
 
@@ -1129,8 +1129,7 @@ impl CsvReader {
                 return RowKind::End;
             }
         }
-        let mut values = self.section_values.clone();
-        if self.sections.update(&text, &mut values) {
+        if let Some(values) = self.sections.values_after(&text, &self.section_values) {
             return RowKind::Section(values);
         }
         if self.skip.iter().any(|p| p.is_match(&text)) {
