@@ -249,10 +249,11 @@ impl Contract {
                 negative,
                 positive,
             } = rule;
-            let known: std::collections::HashSet<String> = negative
+            let trimmed = |v: &'_ str| v.trim_matches(crate::defs::SIGN_SPACE).to_string();
+            let known: Vec<String> = negative
                 .iter()
                 .chain(positive)
-                .map(|v| crate::defs::sign_key(v))
+                .map(|v| trimmed(v))
                 .collect();
             // The sign as stored (a text column), compared as the view compares it.
             let column = typed[*at].as_string::<i32>();
@@ -262,7 +263,9 @@ impl Contract {
                 } else {
                     column.value(row)
                 };
-                if !known.contains(&crate::defs::sign_key(written)) {
+                // As `sign_key` compares, without a lower-cased copy a row.
+                let sign = written.trim_matches(crate::defs::SIGN_SPACE);
+                if !known.iter().any(|k| k.eq_ignore_ascii_case(sign)) {
                     return Err(ContractError::BadValue {
                         file: file.to_string(),
                         at: batch.place.describe(batch.rows[row], *at),

@@ -12,7 +12,9 @@ use serde::de::DeserializeOwned;
 
 pub use field_type::FieldType;
 pub use project::ProjectConfig;
-pub use source::{sign_key, sign_key_sql, Derivation, FieldSource, KeyCase, Part, Source};
+pub use source::{
+    sign_key, sign_key_sql, Derivation, FieldSource, KeyCase, Part, Source, SIGN_SPACE,
+};
 pub use tag::{Tag, TagField};
 
 use crate::error::DefError;
