@@ -701,27 +701,41 @@ fn hidden_rows_xlsx(
     };
     const XML_LIMIT: u64 = 512 << 20;
     let text = |name: &str| {
-        zip_read(path, &entries, name, XML_LIMIT).map(|b| String::from_utf8_lossy(&b).into_owned())
+        zip_read(path, &entries, name, XML_LIMIT).map(|b| {
+            String::from_utf8(b)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+        })
     };
     let (Some(workbook), Some(rels)) =
         (text("xl/workbook.xml"), text("xl/_rels/workbook.xml.rels"))
     else {
         return out;
     };
+    // Compiled once: a sheet's every `<row>` tag goes through them.
+    let keys = ["Id", "Target", "name", "r:id", "hidden", "r"];
+    let patterns: std::collections::HashMap<&str, regex::Regex> = keys
+        .iter()
+        .map(|k| {
+            let re = regex::Regex::new(&format!(r#"(?:^|\s){k}\s*=\s*"([^"]*)""#));
+            (*k, re.expect("a valid pattern"))
+        })
+        .collect();
     let attr = |tag: &str, key: &str| -> Option<String> {
-        let re = regex::Regex::new(&format!(r#"(?:^|\s){key}\s*=\s*"([^"]*)""#)).ok()?;
-        re.captures(tag).map(|c| xml_unescape(&c[1]))
+        patterns[key].captures(tag).map(|c| xml_unescape(&c[1]))
     };
-    let tags = |xml: &str, element: &str| -> Vec<String> {
-        let re =
-            regex::Regex::new(&format!(r"<(?:\w+:)?{element}\b[^>]*>")).expect("a valid pattern");
+    let element = |name: &str| {
+        regex::Regex::new(&format!(r"<(?:\w+:)?{name}\b[^>]*>")).expect("a valid pattern")
+    };
+    let (relationship, sheet_tag, row_tag) =
+        (element("Relationship"), element("sheet"), element("row"));
+    let tags = |xml: &str, re: &regex::Regex| -> Vec<String> {
         re.find_iter(xml).map(|m| m.as_str().to_string()).collect()
     };
-    let targets: std::collections::HashMap<String, String> = tags(&rels, "Relationship")
+    let targets: std::collections::HashMap<String, String> = tags(&rels, &relationship)
         .iter()
         .filter_map(|t| Some((attr(t, "Id")?, attr(t, "Target")?)))
         .collect();
-    for sheet in tags(&workbook, "sheet") {
+    for sheet in tags(&workbook, &sheet_tag) {
         let (Some(name), Some(id)) = (attr(&sheet, "name"), attr(&sheet, "r:id")) else {
             continue;
         };
@@ -735,8 +749,10 @@ fn hidden_rows_xlsx(
         let Some(xml) = text(&part) else {
             continue;
         };
-        let hidden: std::collections::HashSet<u32> = tags(&xml, "row")
-            .iter()
+        let hidden: std::collections::HashSet<u32> = row_tag
+            .find_iter(&xml)
+            .map(|m| m.as_str())
+            .filter(|t| t.contains("hidden"))
             .filter(|t| matches!(attr(t, "hidden").as_deref(), Some("1" | "true")))
             .filter_map(|t| attr(t, "r")?.parse::<u32>().ok()?.checked_sub(1))
             .collect();
@@ -752,27 +768,30 @@ fn xml_unescape(text: &str) -> String {
     if !text.contains('&') {
         return text.to_string();
     }
-    let re = regex::Regex::new(r"&(#x[0-9a-fA-F]+|#[0-9]+|amp|lt|gt|quot|apos);")
-        .expect("a valid pattern");
-    re.replace_all(text, |c: &regex::Captures| {
-        let e = &c[1];
-        match e {
-            "amp" => "&".into(),
-            "lt" => "<".into(),
-            "gt" => ">".into(),
-            "quot" => "\"".into(),
-            "apos" => "'".into(),
-            _ => {
-                let n = e
-                    .strip_prefix("#x")
-                    .map_or_else(|| e[1..].parse().ok(), |h| u32::from_str_radix(h, 16).ok());
-                n.and_then(char::from_u32)
-                    .map(String::from)
-                    .unwrap_or_default()
+    static ENTITY: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"&(#x[0-9a-fA-F]+|#[0-9]+|amp|lt|gt|quot|apos);")
+            .expect("a valid pattern")
+    });
+    ENTITY
+        .replace_all(text, |c: &regex::Captures| {
+            let e = &c[1];
+            match e {
+                "amp" => "&".into(),
+                "lt" => "<".into(),
+                "gt" => ">".into(),
+                "quot" => "\"".into(),
+                "apos" => "'".into(),
+                _ => {
+                    let n = e
+                        .strip_prefix("#x")
+                        .map_or_else(|| e[1..].parse().ok(), |h| u32::from_str_radix(h, 16).ok());
+                    n.and_then(char::from_u32)
+                        .map(String::from)
+                        .unwrap_or_default()
+                }
             }
-        }
-    })
-    .into_owned()
+        })
+        .into_owned()
 }
 
 /// Refuse a zipped workbook whose shared-string table unpacks to more than `limit`.
