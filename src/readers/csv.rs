@@ -471,7 +471,8 @@ pub struct CsvReader {
     line_offset: u64,
     fallback_1252: bool,
     done: bool,
-    /// The header as written (trimmed), to drop it where it is repeated.
+    /// The header as written (trimmed, without empty fields at its end), to drop it
+    /// where it is repeated.
     header: Option<Vec<Vec<u8>>>,
     /// The first row of a file without a header, read to count its fields.
     pending: Option<csv::ByteRecord>,
@@ -751,7 +752,14 @@ impl CsvReader {
             line_offset,
             fallback_1252,
             done: false,
-            header: with_header.then(|| header.iter().map(|f| f.trim_ascii().to_vec()).collect()),
+            header: with_header.then(|| {
+                let mut kept: Vec<Vec<u8>> =
+                    header.iter().map(|f| f.trim_ascii().to_vec()).collect();
+                while kept.last().is_some_and(|f| f.is_empty()) {
+                    kept.pop();
+                }
+                kept
+            }),
             pending,
             skip,
             end: config.end().map_err(|(_, m)| invalid(m))?,
@@ -990,15 +998,6 @@ impl InputReader for CsvReader {
     }
 }
 
-/// A row's fields, trimmed, without the empty ones at its end.
-fn filled<'a>(fields: impl Iterator<Item = &'a [u8]>) -> Vec<&'a [u8]> {
-    let mut out: Vec<&[u8]> = fields.map(<[u8]>::trim_ascii).collect();
-    while out.last().is_some_and(|f| f.is_empty()) {
-        out.pop();
-    }
-    out
-}
-
 /// `sections`, compiled: the patterns and the columns their named groups make.
 #[derive(Debug, Default)]
 struct Sections {
@@ -1106,7 +1105,18 @@ impl CsvReader {
         if let Some(header) = &self.header {
             // Compared without trailing empty fields: a repeated header may have a
             // trailing delimiter the first one has not, or lack it.
-            let repeated = filled(self.record.iter()) == filled(header.iter().map(Vec::as_slice));
+            // (`header` is kept without them.) Most rows differ in their first field.
+            let repeated = self.record.len() >= header.len()
+                && self
+                    .record
+                    .iter()
+                    .zip(header)
+                    .all(|(f, h)| f.trim_ascii() == h.as_slice())
+                && self
+                    .record
+                    .iter()
+                    .skip(header.len())
+                    .all(|f| f.trim_ascii().is_empty());
             if repeated {
                 return RowKind::Skip;
             }
