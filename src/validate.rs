@@ -60,6 +60,8 @@ struct SignRule {
     field: String,
     negative: Vec<String>,
     positive: Vec<String>,
+    /// Both lists as `sign_key` compares them, made once.
+    known: Vec<String>,
 }
 
 impl Contract {
@@ -162,6 +164,11 @@ impl Contract {
                         field: r.field.clone(),
                         negative: negative.clone(),
                         positive: positive.clone(),
+                        known: negative
+                            .iter()
+                            .chain(positive)
+                            .map(|v| crate::defs::sign_key(v))
+                            .collect(),
                     })
                 }
                 _ => None,
@@ -248,13 +255,8 @@ impl Contract {
                 field,
                 negative,
                 positive,
+                known,
             } = rule;
-            let trimmed = |v: &'_ str| v.trim_matches(crate::defs::SIGN_SPACE).to_string();
-            let known: Vec<String> = negative
-                .iter()
-                .chain(positive)
-                .map(|v| trimmed(v))
-                .collect();
             // The sign as stored (a text column), compared as the view compares it.
             let column = typed[*at].as_string::<i32>();
             for row in 0..column.len() {
@@ -496,11 +498,7 @@ fn grouped_in_threes(int_part: &str, is_mark: impl Fn(char) -> bool) -> bool {
 /// parentheses for a negative (`(12.00)`), and `CR`/`DR` after it (credit positive,
 /// debit negative). Inside: the format's separators, apostrophes as thousands separators
 /// (`11'373.94`), spaces. `None` when anything else is left.
-pub fn plain_number(s: &str, format: &ValueFormat) -> Option<String> {
-    // Two signs side by side (`+-1`, `--1`) say nothing a number can mean.
-    if ["+-", "-+", "--", "++"].iter().any(|pair| s.contains(pair)) {
-        return None;
-    }
+fn plain_number(s: &str, format: &ValueFormat) -> Option<String> {
     // Most values are plain (`-1234.50`): no symbols to look for, no characters to collect.
     let bytes = s.as_bytes();
     let plain = bytes.last().is_some_and(u8::is_ascii_digit)
@@ -530,6 +528,11 @@ pub fn plain_number(s: &str, format: &ValueFormat) -> Option<String> {
             }
         }
         return Some(out);
+    }
+    // Two signs side by side (`+-1`, `--1`) say nothing a number can mean (the plain
+    // path above admits one sign only).
+    if ["+-", "-+", "--", "++"].iter().any(|pair| s.contains(pair)) {
+        return None;
     }
     let mut text: &str = s.trim();
     let mut negative = false;

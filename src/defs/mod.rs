@@ -133,7 +133,14 @@ fn stable_debug(source: &Source) -> String {
             }
         }
     }
-    let mut out = full.replacen(&reader, &kept, 1);
+    without_new_defaults(&full.replacen(&reader, &kept, 1))
+}
+
+/// `text` without the defaults of options added later that may stand anywhere (a
+/// derived amount's `positive`): what the fingerprint of a definition or a satellite
+/// part hashes.
+pub(crate) fn without_new_defaults(text: &str) -> String {
+    let mut out = text.to_string();
     for (kind, defaults) in NEW_DEFAULTS {
         if kind.is_empty() {
             for d in defaults {

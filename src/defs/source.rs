@@ -158,12 +158,7 @@ impl Part {
     /// The part as satellite schemas have always hashed it (its `Debug` text before
     /// `positive` existed): a satellite keeps its schema unless `positive` is used.
     pub fn fingerprint_text(&self) -> String {
-        match self {
-            Part::Signed { negative, positive } if positive.is_empty() => {
-                format!("Signed {{ negative: {negative:?} }}")
-            }
-            other => format!("{other:?}"),
-        }
+        super::without_new_defaults(&format!("{self:?}"))
     }
 }
 

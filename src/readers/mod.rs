@@ -267,13 +267,11 @@ pub fn check_formats(
         if f.trim().is_empty() {
             return Err((key.into(), "is an empty format".into()));
         }
-        {
-            if StrftimeItems::new(f).any(|i| matches!(i, Item::Error)) {
-                return Err((
-                    key.into(),
-                    format!("`{f}` is not a chrono format (such as `%d.%m.%Y`)"),
-                ));
-            }
+        if StrftimeItems::new(f).any(|i| matches!(i, Item::Error)) {
+            return Err((
+                key.into(),
+                format!("`{f}` is not a chrono format (such as `%d.%m.%Y`)"),
+            ));
         }
     }
     Ok(())
