@@ -91,14 +91,7 @@ pub struct Secrets;
 
 impl SecretStore for Secrets {
     fn get(&self, name: &str) -> Result<Secret, SecretError> {
-        if let Some(s) = from_env(name) {
-            return Ok(s);
-        }
-        match Keyring::get(name) {
-            Ok(Some(s)) => Ok(s),
-            Ok(None) => Err(SecretError::missing(name, None)),
-            Err(why) => Err(SecretError::missing(name, Some(why))),
-        }
+        locate(name).map(|(secret, _)| secret)
     }
 }
 

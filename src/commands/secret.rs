@@ -141,9 +141,14 @@ fn list(cli: &Cli) -> anyhow::Result<i32> {
     }
     let mut missing = false;
     for (name, users) in &names {
+        // When the keyring cannot list its entries, a name is still looked up in it.
+        let in_keyring = match &stored {
+            Ok(s) => s.contains(name),
+            Err(_) => matches!(Keyring::get(name), Ok(Some(_))),
+        };
         let origin = if secrets::in_env(name) {
             "environment"
-        } else if stored.as_ref().is_ok_and(|s| s.contains(name)) {
+        } else if in_keyring {
             "keyring"
         } else {
             missing = true;
