@@ -253,18 +253,31 @@ fn a_vault_key_is_derived_slowly_with_the_lakes_salt_and_rebuilds_the_same_keys(
         p.texts("SELECT hk::VARCHAR FROM vault.hub_tx ORDER BY 1"),
         keys
     );
-    // The same secret with another lake's salt is another key: refused, not mixed.
+    // A vault keeps the derivation it records, whatever the lake's salt file says
+    // later: the keys it makes again are the ones it holds.
     p.file("lake/vault-key-salt", "00000000000000000000000000000000\n");
+    p.run_env(&["sync", "--force"], &env).code(0);
+    assert_eq!(
+        p.texts("SELECT hk::VARCHAR FROM vault.hub_tx ORDER BY 1"),
+        keys
+    );
+    assert_eq!(
+        p.texts("SELECT value FROM meta.vault WHERE key = 'hash_kdf'"),
+        kdf
+    );
+    // A vault made afresh with the other salt has other keys: the salt keys the hash.
     std::fs::remove_file(p.path("ingestor.duckdb")).expect("remove vault");
     p.run_env(&["sync"], &env).code(0);
     assert_ne!(
         p.texts("SELECT hk::VARCHAR FROM vault.hub_tx ORDER BY 1"),
         keys
     );
-    assert!(!p
+    // The recipe record names the derivation, never the key.
+    let shown = p
         .run(&["sql", "SELECT * FROM meta.vault"])
-        .stdout
-        .contains(&key));
+        .code(0)
+        .stdout_has(&["argon2id"]);
+    assert!(!shown.stdout.contains(&key));
 }
 
 /// Issue 12: a header far wider than any table (a file that is not what its name says,
