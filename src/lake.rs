@@ -303,7 +303,7 @@ impl Lake {
         getrandom::fill(&mut salt).map_err(|e| {
             VaultError::Refused(format!("no random bytes for the vault key's salt: {e}"))
         })?;
-        let hex: String = salt.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = crate::vault::hash::hex_string(&salt);
         fs::create_dir_all(&self.root)
             .map_err(io(format!("lake: cannot create `{}`", self.root.display())))?;
         let mut tmp = tempfile::NamedTempFile::new_in(&self.root).map_err(io(format!(

@@ -55,8 +55,7 @@ impl Kdf {
         match self {
             Kdf::Blake3 => "blake3-derive-key".into(),
             Kdf::Argon2id { salt, m, t, p } => {
-                let hex: String = salt.iter().map(|b| format!("{b:02x}")).collect();
-                format!("argon2id m={m} t={t} p={p} salt={hex}")
+                format!("argon2id m={m} t={t} p={p} salt={}", hex_string(salt))
             }
         }
     }
@@ -182,10 +181,15 @@ impl RecipeHasher {
 
     /// First 16 bytes of the (keyed) BLAKE3 of `input`, as lowercase hex.
     pub fn hex(&self, input: &[u8]) -> String {
-        let mut out = [0u8; 32];
-        hex16(&self.hash16(input), &mut out);
-        String::from_utf8(out.to_vec()).expect("hex is ASCII")
+        hex_string(&self.hash16(input))
     }
+}
+
+/// 16 bytes as 32 lowercase hex digits, in a string.
+pub fn hex_string(bytes: &[u8; 16]) -> String {
+    let mut out = [0u8; 32];
+    hex16(bytes, &mut out);
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// 16 bytes as 32 lowercase hex digits, without formatting machinery (it runs twice a row).
