@@ -100,15 +100,24 @@ fn open_waiting(
 /// `schema`) share the file with each other instead of taking turns. `None` when there is
 /// no vault yet.
 pub fn open_read_only(path: &Path) -> Result<Option<Connection>, anyhow::Error> {
+    open_if_there(path, || {
+        let config = duckdb::Config::default().access_mode(duckdb::AccessMode::ReadOnly)?;
+        Connection::open_with_flags(path, config)
+    })
+}
+
+/// An existing vault at `path` opened by `open` (waiting for another writer as the
+/// command allows), after the checks every opening makes; `None` when there is none.
+fn open_if_there(
+    path: &Path,
+    open: impl Fn() -> duckdb::Result<Connection>,
+) -> Result<Option<Connection>, anyhow::Error> {
     check_path(path)?;
     if !path.exists() {
         return Ok(None);
     }
     check_is_duckdb(path)?;
-    let conn = open_waiting(path, || {
-        let config = duckdb::Config::default().access_mode(duckdb::AccessMode::ReadOnly)?;
-        Connection::open_with_flags(path, config)
-    })?;
+    let conn = open_waiting(path, open)?;
     no_extensions(&conn)?;
     Ok(Some(conn))
 }
@@ -254,14 +263,7 @@ pub use crate::defs::project::DEFAULT_MEMORY_LIMIT;
 
 /// Open an existing vault without creating one; `None` when there is none yet.
 pub fn open_existing(path: &Path) -> Result<Option<Connection>, anyhow::Error> {
-    check_path(path)?;
-    if !path.exists() {
-        return Ok(None);
-    }
-    check_is_duckdb(path)?;
-    let conn = open_waiting(path, || Connection::open(path))?;
-    no_extensions(&conn)?;
-    Ok(Some(conn))
+    open_if_there(path, || Connection::open(path))
 }
 
 /// Create an empty database file with the compatible storage version.
